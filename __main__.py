@@ -1,0 +1,4 @@
+"""``python -m percepnet`` runs the command line."""
+from percepnet.app.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,12 @@
+"""`make bench`: every benchmark in turn; reports land in bench-out/."""
+from benchmarks import dsp_cost, oracle_quality
+
+
+def main() -> None:
+    dsp_cost.main([])
+    print()
+    oracle_quality.main([])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""percepnet.ui"""
