@@ -14,13 +14,24 @@ import os as _os
 __version__ = "0.1.0"
 
 # Numba's on-disk cache goes to the per-user cache directory, so an installed (read-only)
-# package still caches its kernels. It must be set before numba is first imported.
+# package still caches its kernels; it must be set before numba is first imported. numba
+# invalidates a cached function when its own file changes, not when a kernel it calls from
+# another module does, so the folder is keyed on the contents of all dsp/ sources: any edit
+# or upgrade starts a fresh cache (a few MB; older folders are left for the user to clear).
 if "NUMBA_CACHE_DIR" not in _os.environ:
     try:
+        import hashlib as _hashlib
+
         import platformdirs as _platformdirs
 
+        _digest = _hashlib.sha1()
+        _dsp = _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "dsp")
+        for _name in sorted(_os.listdir(_dsp)) if _os.path.isdir(_dsp) else ():
+            if _name.endswith(".py"):
+                with open(_os.path.join(_dsp, _name), "rb") as _f:
+                    _digest.update(_name.encode() + b"\0" + _f.read())
         _os.environ["NUMBA_CACHE_DIR"] = _os.path.join(
-            _platformdirs.user_cache_dir("percepnet", appauthor=False), "numba"
-        )
-    except ImportError:  # pragma: no cover - platformdirs is a hard dependency
+            _platformdirs.user_cache_dir("percepnet", appauthor=False), "numba",
+            _digest.hexdigest()[:16])
+    except (ImportError, OSError):  # pragma: no cover - fall back to numba's default
         pass

@@ -21,7 +21,9 @@ from percepnet.dsp.constants import HOP_SIZE, N_BANDS
 from percepnet.dsp.features import analyze_hop, frame_features, make_analysis
 from percepnet.dsp.fft import make_plan, rfft
 from percepnet.dsp.pitch import make_pitch_state, pitch_push
-from percepnet.dsp.processor import make_synthesis, synthesize_frame
+from percepnet.dsp.processor import STAGE_COMB, STAGE_DECAY_CAP, STAGE_POSTFILTER, make_synthesis, synthesize_frame
+
+ALL_STAGES = STAGE_COMB | STAGE_POSTFILTER | STAGE_DECAY_CAP
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> str:
     def whole(i):
         slot = analyze_hop(a, hops[i])
         frame_features(a, slot, feats)
-        synthesize_frame(a, slot, gains, strengths, True, True, s, out)
+        synthesize_frame(a, slot, gains, strengths, ALL_STAGES, s, out)
 
     ps = make_pitch_state()
     plan, spec, frame = make_plan(960), np.zeros(481, np.complex128), np.zeros(960)

@@ -62,11 +62,13 @@ class OracleSource:
             strengths[:] = 0.0
 
 
-def oracle_enhance(clean: np.ndarray, noisy: np.ndarray, stage: str = "all") -> np.ndarray:
+def oracle_enhance(clean: np.ndarray, noisy: np.ndarray, stage: str = "all", *,
+                   postfilter_per_band: bool = False) -> np.ndarray:
     """Enhance a 48 kHz mono ``noisy`` signal with oracle gains from ``clean``.
 
     Runs the real streaming processor; the result is aligned with the input (delay removed)
-    and has its length. stage: "gains", "comb" or "all" (see module docstring).
+    and has its length. stage: "gains", "comb" or "all" (see module docstring);
+    postfilter_per_band: use DeepFilterNet's per-band postfilter instead of the paper's.
     """
     from .processor import StreamProcessor, process_signal
 
@@ -74,5 +76,6 @@ def oracle_enhance(clean: np.ndarray, noisy: np.ndarray, stage: str = "all") -> 
         raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
     use_comb, use_postfilter = STAGES[stage]
     source = OracleSource(clean, with_comb=use_comb)
-    proc = StreamProcessor(source, use_comb=use_comb, use_postfilter=use_postfilter)
+    proc = StreamProcessor(source, use_comb=use_comb, use_postfilter=use_postfilter,
+                           postfilter_per_band=postfilter_per_band)
     return process_signal(noisy, proc)

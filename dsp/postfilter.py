@@ -7,6 +7,10 @@
 4. Target band magnitude X_b = G g_w,b |Y_b|, i.e. an effective band gain G g_w,b (not
    clipped to 1).
 The decay cap g >= 0.6 g_prev (RT60 about 135 ms) then stops unnaturally fast attenuation.
+
+``envelope_postfilter_per_band`` is DeepFilterNet's per-band variant of the same idea,
+g (1 + beta) / (1 + beta (g / g_w)^2): no global boost, milder on mid gains. It is kept
+beside the paper's global form so both can be compared on a trained network.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from numba import njit
 
 from .constants import GAIN_DECAY_PER_FRAME, POSTFILTER_BETA
 
-__all__ = ["envelope_postfilter", "cap_gain_decay"]
+__all__ = ["envelope_postfilter", "envelope_postfilter_per_band", "cap_gain_decay"]
 
 
 @njit(cache=True, nogil=True)
@@ -42,6 +46,22 @@ def envelope_postfilter(gains, energy_y, out):
     for b in range(gains.shape[0]):
         out[b] *= big_g
     return big_g
+
+
+@njit(cache=True, nogil=True)
+def envelope_postfilter_per_band(gains, out):
+    """DeepFilterNet-style per-band postfilter: out_b = g (1 + beta) / (1 + beta (g/g_w)^2).
+
+    gains, out: float64 (n_bands,), gains in [0, 1]; out <= gains (1 where g = 1).
+    """
+    for b in range(gains.shape[0]):
+        g = gains[b]
+        gw = g * math.sin(0.5 * math.pi * g)
+        if gw <= 1e-12:
+            out[b] = 0.0
+        else:
+            ratio = g / gw
+            out[b] = g * (1.0 + POSTFILTER_BETA) / (1.0 + POSTFILTER_BETA * ratio * ratio)
 
 
 @njit(cache=True, nogil=True)

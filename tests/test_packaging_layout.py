@@ -12,10 +12,10 @@ def test_every_shipped_folder_is_a_listed_package():
     listed = set(cfg["packages"])
     found = {"percepnet"}
     for top in ("dsp", "app", "ui", "weights"):
-        for init in (ROOT / top).rglob("__init__.py"):
-            rel = init.parent.relative_to(ROOT).parts
-            found.add(".".join(("percepnet",) + rel))
-    assert found == listed
+        for d in [ROOT / top, *(ROOT / top).rglob("*")]:
+            if d.is_dir() and d.name != "__pycache__" and any(d.iterdir()):
+                found.add(".".join(("percepnet",) + d.relative_to(ROOT).parts))
+    assert found == listed  # code packages and data folders (dsp/data, app/assets)
 
 
 def test_console_command_reports_version():

@@ -39,3 +39,14 @@ def test_decay_cap():
     g = np.full(34, 0.9)
     cap_gain_decay(g, prev)
     assert np.allclose(g, 0.9)  # rising gains are not limited
+
+
+def test_per_band_variant_only_attenuates_and_keeps_unit_gains():
+    from percepnet.dsp.postfilter import envelope_postfilter_per_band
+
+    g = np.linspace(0, 1, 34)
+    out = np.zeros(34)
+    envelope_postfilter_per_band(g, out)
+    assert np.all(out <= g + 1e-12) and np.isclose(out[-1], 1.0)
+    assert out[5] < 0.8 * g[5]  # small gains are pushed down harder
+    assert out[30] > 0.95 * g[30]  # near-clean bands barely move

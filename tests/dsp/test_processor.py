@@ -61,3 +61,24 @@ def test_zero_gains_silence_the_output(rng):
     x = _speech_plus_noise(rng)
     y = process_signal(x, StreamProcessor(Zero(), use_postfilter=False))
     assert np.max(np.abs(y)) < 1e-6
+
+
+def test_decay_cap_limits_how_fast_gains_fall(rng):
+    class Step(UnitSource):
+        n = 0
+
+        def frame(self, analysis, slot, gains, strengths):
+            gains[:] = 1.0 if self.n < 50 else 0.0
+            strengths[:] = 0.0
+            self.n += 1
+
+    x = 0.1 * rng.normal(size=48000)
+    free = process_signal(x, StreamProcessor(Step(), use_postfilter=False, use_decay_cap=False))
+    capped = process_signal(x, StreamProcessor(Step(), use_postfilter=False, use_decay_cap=True))
+    # The source's call n serves frame n - 2, so gains drop to 0 from frame 48 on; frame l
+    # covers aligned samples [480 (l - 1), 480 (l + 1)). Samples [480*60, 480*61) mix frames
+    # 60 and 61: silent without the cap, about 0.6**13.5 (-60 dB) with it.
+    seg = slice(480 * 60, 480 * 61)
+    assert np.max(np.abs(free[seg])) < 1e-9
+    ratio = np.std(capped[seg]) / np.std(x[seg])
+    assert 0.5 * 0.6**13.5 < ratio < 2 * 0.6**13.5
