@@ -59,26 +59,6 @@ def band_weights(edges: np.ndarray = BAND_EDGES) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def band_energy(spec, edges, out):
-    """Triangular band energies E_b = sum_k h_b(k) |X(k)|^2.
-
-    spec: complex128 (481,); edges: int64 (n_bands,); out: float64 (n_bands,), >= 0.
-    """
-    nb = edges.shape[0]
-    for b in range(nb):
-        out[b] = 0.0
-    for i in range(nb - 1):
-        width = edges[i + 1] - edges[i]
-        for k in range(edges[i], edges[i + 1]):
-            f = (k - edges[i]) / width
-            e = spec[k].real * spec[k].real + spec[k].imag * spec[k].imag
-            out[i] += (1.0 - f) * e
-            out[i + 1] += f * e
-    k = edges[nb - 1]
-    out[nb - 1] += spec[k].real * spec[k].real + spec[k].imag * spec[k].imag
-
-
-@njit(cache=True, nogil=True)
 def band_cross_corr(a, b, edges, out):
     """Triangular band cross-correlation sum_k h_b(k) Re{A(k) B*(k)}.
 
@@ -96,6 +76,16 @@ def band_cross_corr(a, b, edges, out):
             out[i + 1] += f * c
     k = edges[nb - 1]
     out[nb - 1] += a[k].real * b[k].real + a[k].imag * b[k].imag
+
+
+@njit(cache=True, nogil=True)
+def band_energy(spec, edges, out):
+    """Triangular band energies E_b = sum_k h_b(k) |X(k)|^2 (the cross-correlation of X
+    with itself).
+
+    spec: complex128 (481,); edges: int64 (n_bands,); out: float64 (n_bands,), >= 0.
+    """
+    band_cross_corr(spec, spec, edges, out)
 
 
 @njit(cache=True, nogil=True)

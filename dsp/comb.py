@@ -88,7 +88,7 @@ def mix_pitch(spec_y, spec_p, energy_y, energy_p, strengths, edges, norm_bands, 
     """
     nb = edges.shape[0]
     for b in range(nb):
-        norm_bands[b] = math.sqrt(energy_y[b] / (energy_p[b] + 1e-12)) if energy_p[b] > 0.0 else 0.0
+        norm_bands[b] = math.sqrt(energy_y[b] / energy_p[b]) if energy_p[b] > 0.0 else 0.0
     interp_band_gain(norm_bands, edges, norm_bins)
     interp_band_gain(strengths, edges, r_bins)
     for k in range(out.shape[0]):

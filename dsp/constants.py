@@ -58,9 +58,5 @@ N_BANDS = 34
 #: Network input: 34 band energies + 34 pitch coherences + period + pitch correlation.
 N_FEATURES = 2 * N_BANDS + 2  # 70
 
-#: Per-band energy floor used as a guard in divisions (energies of a +-1 float signal with an
-#: unnormalised 960-point FFT; a -120 dBFS white signal has about 1e-9 per bin).
-ENERGY_EPS = 1e-12
-
 assert WINDOW_SIZE == 960 and N_BINS == 481 and ALGORITHMIC_DELAY_MS == 40.0
 assert math.isclose(BIN_HZ, 50.0)

@@ -45,6 +45,9 @@ STAGE_POSTFILTER = 2  # the paper's envelope postfilter (global compensation G)
 STAGE_POSTFILTER_PER_BAND = 4  # DeepFilterNet's per-band form instead (see postfilter.py)
 STAGE_DECAY_CAP = 8  # gains fall by at most 0.6 per frame
 
+#: Added to both energies of the "scale bands" ratio: far below any audible band energy
+#: (-200 dBFS), it only makes 0/0 (a digitally silent band) come out as a factor of 1.
+_SCALE_EPS = 1e-30
 #: Upper bound on the per-band "scale bands" factor, a guard against a band of Z that
 #: cancelled out (its energy near 0 while the target is not).
 _MAX_BAND_SCALE = 100.0
@@ -137,7 +140,7 @@ def synthesize_frame(a, slot, gains, strengths, stages, s, out):
     for b in range(gains.shape[0]):
         g = s.band_gain[b]
         target = g * g * energy_y[b]
-        scale = math.sqrt((target + 1e-30) / (s.energy_z[b] + 1e-30))
+        scale = math.sqrt((target + _SCALE_EPS) / (s.energy_z[b] + _SCALE_EPS))
         s.band_scale[b] = min(scale, _MAX_BAND_SCALE)
     interp_band_gain(s.band_scale, a.edges, s.bin_gain)
     for k in range(s.spec_z.shape[0]):
