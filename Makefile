@@ -11,10 +11,17 @@ STAMP := $(VENV)/.installed-stamp
 system-deps:
 	@bash packaging/system-deps.sh $(PYTHON)
 
+BENCH_STAMP := $(VENV)/.bench-stamp
+
 $(STAMP): pyproject.toml | system-deps
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m pip install --quiet -e '.[test,train]'
+	@touch $@
+
+# The peer denoisers (RNNoise, DeepFilterNet3, Speex) are only needed by the benchmarks.
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
 	@touch $@
 
 run: $(STAMP)
@@ -23,7 +30,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(PY) -m benchmarks.run_all
 
 clean:

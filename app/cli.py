@@ -1,6 +1,7 @@
 """The ``percepnet`` command line.
 
 Commands so far:
+- ``percepnet denoise IN OUT [--model NAME|PATH] [--atten-limit-db DB]``: files or folders.
 - ``percepnet oracle --clean C --noisy N -o OUT [--stages gains|comb|all]``: the streaming
   PercepNet chain driven by oracle gains computed from the clean file.
 - ``percepnet demo [--out-dir DIR]``: the oracle chain on the bundled demo clip (what
@@ -40,6 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gains: band gains only; comb: + pitch filtering; all: + envelope "
                    "postfilter (default: %(default)s)")
 
+    n = sub.add_parser("denoise", help="denoise a sound file, or every sound file in a folder",
+                       description="Denoise IN into OUT (file to file, or folder to folder). "
+                       "Any sample rate and channel count; the output is aligned with the input "
+                       "and keeps its length, rate and channels. The input is never overwritten.")
+    n.add_argument("input", type=Path, metavar="IN", help="input file or folder")
+    n.add_argument("output", type=Path, metavar="OUT", help="output file or folder")
+    n.add_argument("--model", default=None, metavar="NAME|PATH",
+                   help="installed model name or path to its .json/.npz (default: the shipped model)")
+    n.add_argument("--atten-limit-db", type=float, default=100.0, metavar="DB",
+                   help="maximum attenuation in dB, 0 (none) to 100 (unlimited) (default: %(default)s)")
+
     d = sub.add_parser("demo", help="run the oracle chain on the bundled demo clip",
                        description="Mix the bundled demo speech with noise at 5 dB and write the "
                        "noisy input and the three oracle stages as WAV files.")
@@ -55,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     from percepnet.app.audio_io import AudioFileError
+    from percepnet.app.models import ModelError
 
     try:
         if args.command == "oracle":
@@ -62,11 +75,24 @@ def main(argv: list[str] | None = None) -> int:
 
             run_oracle_files(args.clean, args.noisy, args.output, args.stages)
             print(f"wrote {args.output}")
+        elif args.command == "denoise":
+            from percepnet.app.models import default_model_name, load_model
+            from percepnet.app.offline import denoise_paths
+            from percepnet.dsp.denoiser import ATTEN_LIMIT_DB_RANGE
+
+            lo, hi = ATTEN_LIMIT_DB_RANGE
+            if not lo <= args.atten_limit_db <= hi:
+                parser.error(f"--atten-limit-db must be within {lo:g}..{hi:g}")
+            model = load_model(args.model if args.model is not None else default_model_name())
+            if denoise_paths(args.input, args.output, model, atten_limit_db=args.atten_limit_db):
+                return 1
+            if not args.input.is_dir():
+                print(f"wrote {args.output}")
         elif args.command == "demo":
             from percepnet.app.offline import run_demo
 
             run_demo(args.out_dir)
-    except AudioFileError as exc:
+    except (AudioFileError, ModelError) as exc:
         print(f"percepnet: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -88,3 +88,84 @@ def run_demo(out_dir: Path) -> None:
         path = out_dir / f"oracle_{stage}.wav"
         write_audio(path, y[:, None], SAMPLE_RATE_HZ)
         print(f"  oracle {stage:<6}      SNR {snr(y):6.2f} dB  -> {path}")
+
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+#: Files longer than this show a progress bar (when stderr is a terminal).
+_PROGRESS_MIN_S = 20.0
+_CHUNK = SAMPLE_RATE_HZ  # 1 s blocks between progress updates
+
+
+def _progress(label: str, done: float, total: float) -> None:
+    import sys
+
+    if not sys.stderr.isatty():
+        return
+    width = 30
+    filled = int(width * done / total) if total > 0 else width
+    sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {100 * done / total:5.1f} %")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def denoise_signal(x48: np.ndarray, model, *, atten_limit_db: float = 100.0,
+                   label: str | None = None) -> np.ndarray:
+    """Denoise a 48 kHz mono signal with a fresh :class:`Denoiser`; output aligned with the
+    input and of its length (the same samples as streaming it and dropping the delay)."""
+    from percepnet.dsp.denoiser import Denoiser
+
+    den = Denoiser(model, atten_limit_db=atten_limit_db)
+    n = x48.shape[0]
+    out = np.empty(n + den.delay_samples)
+    show = label is not None and n > _PROGRESS_MIN_S * SAMPLE_RATE_HZ
+    for start in range(0, n, _CHUNK):
+        stop = min(n, start + _CHUNK)
+        den.process(x48[start:stop], out[start:stop])
+        if show:
+            _progress(label, stop, n)
+    den.process(np.zeros(den.delay_samples), out[n:])
+    return out[den.delay_samples:]
+
+
+def denoise_file(in_path: Path, out_path: Path, model, *, atten_limit_db: float = 100.0) -> None:
+    """Denoise one file: any rate (soxr to 48 kHz and back), each channel independently;
+    the output keeps the input's rate, channels, length and (where possible) subtype."""
+    if out_path.exists() and out_path.resolve() == in_path.resolve():
+        raise AudioFileError(f"{out_path}: refusing to overwrite the input file")
+    data, rate, subtype = read_audio(in_path)
+    x48 = to_model_rate(data, rate)
+    y48 = np.empty_like(x48)
+    for ch in range(x48.shape[1]):
+        label = f"{in_path.name} ch{ch + 1}" if x48.shape[1] > 1 else in_path.name
+        y48[:, ch] = denoise_signal(x48[:, ch], model, atten_limit_db=atten_limit_db, label=label)
+    out = from_model_rate(y48, rate, data.shape[0])
+    write_audio(out_path, out, rate, subtype=subtype, protect=(in_path,))
+
+
+def denoise_paths(in_path: Path, out_path: Path, model, *, atten_limit_db: float = 100.0) -> int:
+    """File -> file, or folder -> folder (audio files by suffix, sub-folders mirrored).
+
+    Returns the number of files that failed (each reported on stderr in one line).
+    """
+    import sys
+
+    if not in_path.is_dir():
+        denoise_file(in_path, out_path, model, atten_limit_db=atten_limit_db)
+        return 0
+    if out_path.exists() and out_path.resolve() == in_path.resolve():
+        raise AudioFileError(f"{out_path}: output folder must differ from the input folder")
+    files = sorted(p for p in in_path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    if not files:
+        raise AudioFileError(f"{in_path}: no .wav, .flac or .ogg files in this folder")
+    failed = 0
+    for f in files:
+        target = out_path / f.relative_to(in_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            denoise_file(f, target, model, atten_limit_db=atten_limit_db)
+            print(f"wrote {target}")
+        except AudioFileError as exc:
+            failed += 1
+            print(f"percepnet: error: {exc}", file=sys.stderr)
+    return failed

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> str:
     def whole(i):
         slot = analyze_hop(a, hops[i])
         frame_features(a, slot, feats)
-        synthesize_frame(a, slot, gains, strengths, ALL_STAGES, s, out)
+        synthesize_frame(a, slot, gains, strengths, ALL_STAGES, 0.0, s, out)
 
     ps = make_pitch_state()
     plan, spec, frame = make_plan(960), np.zeros(481, np.complex128), np.zeros(960)

@@ -90,6 +90,7 @@ class Synthesis(NamedTuple):
     norm_bins: np.ndarray  # float64 (481,) scratch
     r_bins: np.ndarray  # float64 (481,) scratch
     bin_gain: np.ndarray  # float64 (481,) scratch
+    energy_out: np.ndarray  # float64 (34,) band energies of the output spectrum
     time: np.ndarray  # float64 (960,) inverse FFT output
     overlap: np.ndarray  # float64 (480,) overlap-add memory
 
@@ -105,18 +106,22 @@ def make_synthesis() -> Synthesis:
         norm_bins=np.zeros(N_BINS),
         r_bins=np.zeros(N_BINS),
         bin_gain=np.zeros(N_BINS),
+        energy_out=np.zeros(N_BANDS),
         time=np.zeros(WINDOW_SIZE),
         overlap=np.zeros(HOP_SIZE),
     )
 
 
 @njit(cache=True, nogil=True)
-def synthesize_frame(a, slot, gains, strengths, stages, s, out):
+def synthesize_frame(a, slot, gains, strengths, stages, dry_mix, s, out):
     """Turn frame l's gains/strengths into 480 output samples.
 
     a: the noisy Analysis after ``analyze_hop`` returned ``slot``; gains, strengths:
     float64 (34,) in [0, 1]; stages: int bit mask of ``STAGE_*`` switches (the decay cap
-    acts on the gains after the postfilter, if any); s: Synthesis; out: float64 (480,).
+    acts on the gains after the postfilter, if any); dry_mix in [0, 1]: share of the
+    unprocessed spectrum in the output (0: fully processed, 1: the input, delayed; this is
+    how the attenuation limit and bypass act, DeepFilterNet-style); s: Synthesis;
+    out: float64 (480,). ``s.energy_out`` receives the output band energies.
     """
     spec_y = a.spec_ring[slot]
     energy_y = a.energy_ring[slot]
@@ -143,8 +148,10 @@ def synthesize_frame(a, slot, gains, strengths, stages, s, out):
         scale = math.sqrt((target + _SCALE_EPS) / (s.energy_z[b] + _SCALE_EPS))
         s.band_scale[b] = min(scale, _MAX_BAND_SCALE)
     interp_band_gain(s.band_scale, a.edges, s.bin_gain)
+    wet = 1.0 - dry_mix
     for k in range(s.spec_z.shape[0]):
-        s.spec_z[k] *= s.bin_gain[k]
+        s.spec_z[k] = wet * s.bin_gain[k] * s.spec_z[k] + dry_mix * spec_y[k]
+    band_energy(s.spec_z, a.edges, s.energy_out)
     irfft(s.spec_z, s.time, a.plan)
     overlap_add(s.time, a.window, s.overlap, out)
 
@@ -175,6 +182,8 @@ class StreamProcessor:
         self.use_decay_cap = use_decay_cap
         self.analysis = make_analysis()
         self.synthesis = make_synthesis()
+        #: Share of the unprocessed input in the output, 0..1 (attenuation limit, bypass).
+        self.dry_mix = 0.0
         self.gains = np.ones(N_BANDS)
         self.strengths = np.zeros(N_BANDS)
         self._hop = np.zeros(HOP_SIZE)
@@ -237,8 +246,8 @@ class StreamProcessor:
         a = self.analysis
         slot = analyze_hop(a, self._hop)
         self.source.frame(a, slot, self.gains, self.strengths)
-        synthesize_frame(a, slot, self.gains, self.strengths, self.stages, self.synthesis,
-                         self._frame_out)
+        synthesize_frame(a, slot, self.gains, self.strengths, self.stages, self.dry_mix,
+                         self.synthesis, self._frame_out)
         self._fifo_push(self._frame_out)
         self.frames_processed += 1
 

@@ -20,7 +20,7 @@ CODE = textwrap.dedent(
         for n in range(n_frames):
             slot = analyze_hop(a, x[n * 480:(n + 1) * 480])
             frame_features(a, slot, feats)
-            synthesize_frame(a, slot, gains, strengths, ALL_STAGES, s, out)
+            synthesize_frame(a, slot, gains, strengths, ALL_STAGES, 0.0, s, out)
             if allocate:
                 tmp = np.empty(4)  # control: proves the counter sees allocations
                 out[0] += tmp.shape[0] * 0.0

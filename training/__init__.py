@@ -1,0 +1,1 @@
+"""Training pipeline (not shipped): the PyTorch model, export to int8 weights, data."""
