@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> str:
 
     ps = make_pitch_state()
     plan, spec, frame = make_plan(960), np.zeros(481, np.complex128), np.zeros(960)
-    a2, s2 = make_analysis(), make_synthesis()
+    a2 = make_analysis()
     slots = []
 
     def pitch(i):

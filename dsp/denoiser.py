@@ -27,12 +27,13 @@ from typing import Callable
 import numpy as np
 from numba import njit
 
-from .constants import N_BANDS, N_FEATURES, SAMPLE_RATE_HZ
-from .features import Analysis, analyze_hop, frame_features
-from .network import Network
+from .constants import LOOKAHEAD_FRAMES, N_BANDS, N_FEATURES, SAMPLE_RATE_HZ
+from .features import analyze_hop, frame_features
+from .network import Network, _network_step_vnni, network_step
 from .processor import StreamProcessor, synthesize_frame
 
-__all__ = ["Denoiser", "FrameInfo", "NetworkSource", "ATTEN_LIMIT_DB_RANGE",
+__all__ = ["Denoiser", "FrameInfo", "denoise_frame_portable", "denoise_frame_vnni",
+           "ATTEN_LIMIT_DB_RANGE",
            "CROSSFADE_FRAMES", "SILENCE_ENERGY"]
 
 #: Attenuation limit range, dB. 100 dB is "no limit" for any practical purpose.
@@ -62,6 +63,57 @@ def _fill_info(energy_in, energy_out, band_gain, input_db, output_db):
     return kept / total if total > SILENCE_ENERGY else 0.0
 
 
+@njit(cache=True, nogil=True)
+def _frame_front(a, hop, feats):
+    """Analysis, digital-silence check and features of one frame; returns (slot, silent)."""
+    slot = analyze_hop(a, hop)
+    newest = (slot + LOOKAHEAD_FRAMES) % a.energy_ring.shape[0]
+    silent = (a.energy_ring[slot].sum() < SILENCE_ENERGY
+              and a.energy_ring[newest].sum() < SILENCE_ENERGY)
+    if not silent:
+        frame_features(a, slot, feats)
+    return slot, silent
+
+
+@njit(cache=True, nogil=True)
+def _frame_back(a, slot, gains, strengths, stages, dry_mix, s, out, input_db, output_db):
+    """Synthesis and UI levels of one frame; returns the speech-presence estimate."""
+    synthesize_frame(a, slot, gains, strengths, stages, dry_mix, s, out)
+    return _fill_info(a.energy_ring[slot], s.energy_out, s.band_gain, input_db, output_db)
+
+
+# One compiled call per frame. There is one entry point per network kernel (referenced as a
+# global, not passed in: numba cannot reuse its on-disk cache for a function-typed argument),
+# and the VNNI one is only ever compiled on a CPU that has VNNI.
+@njit(cache=True, nogil=True)
+def denoise_frame_portable(a, hop, net_weights, net_state, feats, gains, strengths, stages,
+                           dry_mix, s, out, input_db, output_db):
+    """One 10 ms frame: analysis, silence check, features, network (portable kernel),
+    synthesis, UI levels. Returns (silent, speech_presence)."""
+    slot, silent = _frame_front(a, hop, feats)
+    if silent:
+        gains[:] = 1.0
+        strengths[:] = 0.0
+    else:
+        network_step(net_weights, net_state, feats, gains, strengths)
+    return silent, _frame_back(a, slot, gains, strengths, stages, dry_mix, s, out, input_db,
+                               output_db)
+
+
+@njit(cache=True, nogil=True)
+def denoise_frame_vnni(a, hop, net_weights, net_state, feats, gains, strengths, stages,
+                       dry_mix, s, out, input_db, output_db):
+    """:func:`denoise_frame_portable` with the AVX-512 VNNI network kernel."""
+    slot, silent = _frame_front(a, hop, feats)
+    if silent:
+        gains[:] = 1.0
+        strengths[:] = 0.0
+    else:
+        _network_step_vnni(net_weights, net_state, feats, gains, strengths)
+    return silent, _frame_back(a, slot, gains, strengths, stages, dry_mix, s, out, input_db,
+                               output_db)
+
+
 class FrameInfo:
     """Per-frame values for the UI (arrays are reused: copy them to keep them)."""
 
@@ -78,32 +130,6 @@ class FrameInfo:
         self.silent = False  # the network was skipped (digital silence)
 
 
-class NetworkSource:
-    """Gain source running the int8 network on each frame's features."""
-
-    def __init__(self, network: Network) -> None:
-        self.network = network
-        self.features = np.zeros(N_FEATURES)
-        self.silent = False
-
-    def reset(self) -> None:
-        self.network.reset()
-        self.silent = False
-
-    def frame(self, analysis: Analysis, slot: int, gains: np.ndarray,
-              strengths: np.ndarray) -> None:
-        newest = (slot + 2) % analysis.energy_ring.shape[0]
-        quiet = (analysis.energy_ring[slot].sum() < SILENCE_ENERGY
-                 and analysis.energy_ring[newest].sum() < SILENCE_ENERGY)
-        self.silent = bool(quiet)
-        if quiet:
-            gains[:] = 1.0
-            strengths[:] = 0.0
-            return
-        frame_features(analysis, slot, self.features)
-        self.network.step(self.features, gains, strengths)
-
-
 class Denoiser(StreamProcessor):
     """Streaming PercepNet denoiser around a loaded model (see the module docstring).
 
@@ -115,10 +141,13 @@ class Denoiser(StreamProcessor):
                  use_vnni: bool | None = None,
                  on_frame: Callable[[FrameInfo], None] | None = None) -> None:
         self.network = Network(model.arch, model.weights, use_vnni=use_vnni)
-        super().__init__(NetworkSource(self.network), use_comb=use_comb,
+        # Frames run through denoise_frame (network inside), not through a GainSource.
+        super().__init__(None, use_comb=use_comb,
                          use_postfilter=use_postfilter, use_decay_cap=use_decay_cap)
         self.model = model
         self.info = FrameInfo()
+        self._features = np.zeros(N_FEATURES)
+        self._frame_fn = denoise_frame_vnni if self.network.uses_vnni else denoise_frame_portable
         self.on_frame = None
         self.bypass = False
         self._atten_limit_db = 100.0
@@ -149,38 +178,33 @@ class Denoiser(StreamProcessor):
 
     def reset(self) -> None:
         super().reset()
+        self.network.reset()
         self.dry_mix = self._target_dry_mix()
         self.info = FrameInfo()
 
     def _run_frame(self) -> None:
         t0 = time.perf_counter()
-        a = self.analysis
-        slot = analyze_hop(a, self._hop)
-        self.source.frame(a, slot, self.gains, self.strengths)
         target = self._target_dry_mix()
         step = 1.0 / CROSSFADE_FRAMES
         if self.dry_mix < target:
             self.dry_mix = min(target, self.dry_mix + step)
         elif self.dry_mix > target:
             self.dry_mix = max(target, self.dry_mix - step)
-        synthesize_frame(a, slot, self.gains, self.strengths, self.stages, self.dry_mix,
-                         self.synthesis, self._frame_out)
+        info, net = self.info, self.network
+        silent, presence = self._frame_fn(
+            self.analysis, self._hop, net.weights, net.state, self._features, self.gains, self.strengths, self.stages, self.dry_mix,
+            self.synthesis, self._frame_out, info.input_band_db, info.output_band_db)
         self._fifo_push(self._frame_out)
         self.frames_processed += 1
-        self._update_info(slot, time.perf_counter() - t0)
-
-    def _update_info(self, slot: int, seconds: float) -> None:
-        info, a, s = self.info, self.analysis, self.synthesis
         info.frame_index = self.frames_processed
-        info.band_gains[:] = s.band_gain
+        info.band_gains[:] = self.synthesis.band_gain
         info.strengths[:] = self.strengths
-        period = int(a.period[0])
+        period = int(self.analysis.period[0])
         info.pitch_hz = SAMPLE_RATE_HZ / period if period > 0 else 0.0
-        info.voicing = float(a.corr[0])
-        info.speech_presence = _fill_info(a.energy_ring[slot], s.energy_out, s.band_gain,
-                                          info.input_band_db, info.output_band_db)
-        info.processing_us = seconds * 1e6
-        info.silent = self.source.silent
+        info.voicing = float(self.analysis.corr[0])
+        info.speech_presence = presence
+        info.silent = silent
+        info.processing_us = (time.perf_counter() - t0) * 1e6
         if self.on_frame is not None:
             self.on_frame(info)
 
