@@ -77,6 +77,8 @@ _LOG_FOLLOW = 1.5
 #: white noise in a 2-bin band).
 SILENT_BAND_ENERGY = 1e-8
 _RING = LOOKAHEAD_FRAMES + 1
+#: Input samples are clamped to +-4 (12 dB above full scale): only broken input gets there.
+INPUT_LIMIT = 4.0
 
 
 class Analysis(NamedTuple):
@@ -153,10 +155,17 @@ def analyze_hop(a, hop):
     n_hist = h.shape[0]
     for i in range(n_hist - HOP_SIZE):
         h[i] = h[i + HOP_SIZE]
+    base = n_hist - HOP_SIZE
     for i in range(HOP_SIZE):
-        h[n_hist - HOP_SIZE + i] = hop[i]
+        v = hop[i]
+        # Broken input must not poison 120 ms of history: NaN/Inf become 0, and samples are
+        # clamped to +-INPUT_LIMIT (far beyond full scale, so real audio is untouched).
+        if not math.isfinite(v):
+            v = 0.0
+        h[base + i] = min(INPUT_LIMIT, max(-INPUT_LIMIT, v))
 
-    period, corr, corr_newest = pitch_push(a.pitch, hop)
+    # The pitch tracker reads the cleaned samples, not the raw block.
+    period, corr, corr_newest = pitch_push(a.pitch, h[base:])
 
     n = a.count[0]
     newest = n % _RING

@@ -102,3 +102,33 @@ def test_reset_restarts(noisy):
     den.process(noisy[20000:40000])
     den.reset()
     assert np.array_equal(den.process(noisy[:20000]), a)
+
+
+def test_nan_and_inf_input_never_poison_the_stream(noisy):
+    """Non-finite samples act as zeros: the output equals that of the same stream with the
+    burst zeroed, so it is finite throughout and back to normal right after the burst."""
+    broken, zeroed = noisy.copy(), noisy.copy()
+    broken[20000:20500] = np.nan
+    broken[30000:30010] = np.inf
+    broken[30010:30020] = -np.inf
+    zeroed[20000:20500] = 0.0
+    zeroed[30000:30020] = 0.0
+    y_broken = _stream(Denoiser(tiny_model()), broken, 441)
+    y_zeroed = _stream(Denoiser(tiny_model()), zeroed, 441)
+    assert np.all(np.isfinite(y_broken))
+    assert np.array_equal(y_broken, y_zeroed)
+
+
+@pytest.mark.parametrize("kind", ["square", "dc", "huge", "denormal"])
+def test_extreme_inputs_give_finite_bounded_output(kind):
+    n = 48000
+    t = np.arange(n)
+    x = {
+        "square": np.where((t // 96) % 2 == 0, 1.0, -1.0),
+        "dc": np.full(n, 0.9),
+        "huge": 1e6 * np.sin(2 * np.pi * 440 * t / 48000),
+        "denormal": np.full(n, 1e-310),
+    }[kind]
+    y = _stream(Denoiser(tiny_model()), x, 480)
+    assert np.all(np.isfinite(y))
+    assert np.max(np.abs(y)) < 4.0 * 1.9 * 1.5  # clamped input, at most the postfilter boost
