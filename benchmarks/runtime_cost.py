@@ -29,6 +29,8 @@ from percepnet.dsp.denoiser import Denoiser
 from percepnet.dsp.model_config import ARCHITECTURES, n_weights
 from percepnet.dsp.network import Network, random_weights, vnni_available
 
+from benchmarks.dsp_cost import _time_frames
+
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 
 
@@ -48,26 +50,15 @@ def _time_network(arch: dict, use_vnni: bool, n: int) -> tuple[float, float]:
     feats = np.random.default_rng(2).normal(size=(n, N_FEATURES))
     g, r = np.zeros(N_BANDS), np.zeros(N_BANDS)
     net.step(feats[0], g, r)
-    t = np.empty(n)
-    for i in range(n):
-        t0 = time.perf_counter_ns()
-        net.step(feats[i], g, r)
-        t[i] = (time.perf_counter_ns() - t0) / 1000
-    return _stats(t)
+    return _stats(_time_frames(lambda i: net.step(feats[i], g, r), n))
 
 
 def _time_denoiser(arch: dict, x: np.ndarray) -> tuple[float, float]:
     den = Denoiser(SimpleNamespace(arch=arch, weights=random_weights(arch, seed=1)))
     out = np.zeros(HOP_SIZE)
-    den.process(x[:HOP_SIZE], out)
-    n = x.shape[0] // HOP_SIZE
-    t = np.empty(n)
-    for i in range(n):
-        block = x[i * HOP_SIZE:(i + 1) * HOP_SIZE]
-        t0 = time.perf_counter_ns()
-        den.process(block, out)
-        t[i] = (time.perf_counter_ns() - t0) / 1000
-    return _stats(t)
+    hops = [np.ascontiguousarray(x[i * HOP_SIZE:(i + 1) * HOP_SIZE]) for i in range(x.shape[0] // HOP_SIZE)]
+    den.process(hops[0], out)
+    return _stats(_time_frames(lambda i: den.process(hops[i], out), len(hops)))
 
 
 def _cli_timings(arch: dict, seconds: float) -> dict:
