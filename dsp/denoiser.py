@@ -180,7 +180,7 @@ class Denoiser(StreamProcessor):
         super().reset()
         self.network.reset()
         self.dry_mix = self._target_dry_mix()
-        self.info = FrameInfo()
+        self.info.frame_index = 0
 
     def _run_frame(self) -> None:
         t0 = time.perf_counter()
@@ -192,8 +192,9 @@ class Denoiser(StreamProcessor):
             self.dry_mix = max(target, self.dry_mix - step)
         info, net = self.info, self.network
         silent, presence = self._frame_fn(
-            self.analysis, self._hop, net.weights, net.state, self._features, self.gains, self.strengths, self.stages, self.dry_mix,
-            self.synthesis, self._frame_out, info.input_band_db, info.output_band_db)
+            self.analysis, self._hop, net.weights, net.state, self._features, self.gains,
+            self.strengths, self.stages, self.dry_mix, self.synthesis, self._frame_out,
+            info.input_band_db, info.output_band_db)
         self._fifo_push(self._frame_out)
         self.frames_processed += 1
         info.frame_index = self.frames_processed
