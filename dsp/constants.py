@@ -55,6 +55,11 @@ STRENGTH_WHEN_UNREACHABLE = 0.999
 
 #: Number of ERB bands and of each network output head.
 N_BANDS = 34
+#: Output samples are clamped to +-1.5 (3.5 dB above full scale): real speech never gets
+#: there (the postfilter boosts at most 1.9 x a band that is itself well below full scale);
+#: it only bounds what broken input can produce.
+OUTPUT_LIMIT = 1.5
+
 #: Network input: 34 band energies + 34 pitch coherences + period + pitch correlation.
 N_FEATURES = 2 * N_BANDS + 2  # 70
 

@@ -28,6 +28,7 @@ from .constants import (
     HOP_SIZE,
     N_BANDS,
     N_BINS,
+    OUTPUT_LIMIT,
     WINDOW_SIZE,
 )
 from .features import Analysis, analyze_hop, make_analysis, reset_analysis
@@ -154,6 +155,8 @@ def synthesize_frame(a, slot, gains, strengths, stages, dry_mix, s, out):
     band_energy(s.spec_z, a.edges, s.energy_out)
     irfft(s.spec_z, s.time, a.plan)
     overlap_add(s.time, a.window, s.overlap, out)
+    for n in range(out.shape[0]):
+        out[n] = min(OUTPUT_LIMIT, max(-OUTPUT_LIMIT, out[n]))
 
 
 class StreamProcessor:
