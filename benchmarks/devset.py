@@ -13,15 +13,14 @@ repository), unpacks them, and builds deterministic noisy mixtures:
 from __future__ import annotations
 
 import glob
-import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import platformdirs
 import soundfile as sf
 import soxr
+
+from training.sources import fetch_packages as _fetch_packages
 
 RATE = 48_000
 PACKAGES = ("tuxpaint-stamps-default", "bucklespring-data")
@@ -29,32 +28,9 @@ LANGUAGES = ("ru", "fr", "da", "be", "ro", "bg", "ca")
 NOISE_TYPES = ("vacuum", "washing", "typing", "pink", "fan", "babble")
 
 
-def cache_dir() -> Path:
-    d = Path(os.environ.get("PERCEPNET_DATA_DIR",
-                            Path(platformdirs.user_cache_dir("percepnet", appauthor=False)) / "data"))
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
 def fetch_packages() -> Path:
     """Download and unpack the Debian packages once; returns the unpack root."""
-    root = cache_dir()
-    debs, tree = root / "debs", root / "tree"
-    debs.mkdir(exist_ok=True)
-    tree.mkdir(exist_ok=True)
-    for pkg in PACKAGES:
-        stamp = tree / f".{pkg}.unpacked"
-        if stamp.exists():
-            continue
-        if not glob.glob(str(debs / f"{pkg}_*.deb")):
-            cmd = ["apt-get", "download", pkg]
-            if subprocess.run(cmd, cwd=debs).returncode != 0:
-                subprocess.run(["apt-get", "update", "-qq"], check=False)
-                subprocess.run(cmd, cwd=debs, check=True)
-        deb = sorted(glob.glob(str(debs / f"{pkg}_*.deb")))[-1]
-        subprocess.run(["dpkg-deb", "-x", deb, str(tree)], check=True)
-        stamp.touch()
-    return tree
+    return _fetch_packages(PACKAGES)
 
 
 def _load(path: str | Path) -> np.ndarray:

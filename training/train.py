@@ -1,0 +1,497 @@
+"""Train the PercepNet model on feature shards and export it for the runtime (spec section 8).
+
+Input: two shard directories (``training.data``), one for training and one for validation,
+each holding ``shard-*.npz`` files with float32 ``features`` [N, T, 70], ``gains``,
+``strengths`` and ``mask`` [N, T, 34] (mask 1 = the band counts in the loss) and a
+``meta.json``. Each epoch draws random crops of ``seq_frames`` frames from every example
+(about one crop per ``seq_frames`` frames of data), in an order fixed by (seed, epoch), so a
+run resumed from a checkpoint sees exactly the batches the uninterrupted run would have seen.
+
+Loss (spec 8.2): gain term (g^γ − ĝ^γ)² + C4·(g^γ − ĝ^γ)⁴ and strength term
+((1−r)^γ − (1−r̂)^γ)², γ = 0.5, C4 = 10, each averaged over the bands the mask keeps.
+Optimiser (spec 8.3 [rec]): AdamW, per-step cosine learning rate from 1e-3 to 1e-5 over the
+run, gradient-norm clipping, weights clipped to ±0.5 after every step (spec 8.5).
+
+Usage::
+
+    python -m training.train --train DATA/train --val DATA/val --arch small --epochs 12 \\
+        --batch 16 --seq-frames 1000 --out weights --name small --checkpoints CKPT [--resume]
+
+A checkpoint (``<checkpoints>/last.pt``) is written after every epoch and when
+``--max-minutes`` stops the run early (mid-epoch; ``--resume`` continues from that batch).
+At the end (or at the time limit) the model is exported with ``training.export.write_model``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from percepnet.dsp.model_config import ARCHITECTURES
+
+from training.export import write_model
+from training.model import PercepNetModel
+
+__all__ = ["ShardSet", "TrainConfig", "percepnet_loss", "batch_errors", "epoch_crops",
+           "feature_stats", "evaluate", "train", "main"]
+
+GAMMA = 0.5
+C4 = 10.0
+EPS = 1e-8
+CHECKPOINT_NAME = "last.pt"
+
+
+# --------------------------------------------------------------------------- data
+
+class ShardSet:
+    """All examples of a shard directory in memory, as float32 arrays per example (about
+    42 kB per second of audio: 10 h of data is about 1.5 GB)."""
+
+    ARRAYS = ("features", "gains", "strengths", "mask")
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        files = sorted(self.directory.glob("shard-*.npz"))
+        if not files:
+            raise FileNotFoundError(f"{self.directory}: no shard-*.npz files")
+        meta_path = self.directory / "meta.json"
+        self.meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        self.examples: list[tuple[np.ndarray, ...]] = []
+        for f in files:
+            with np.load(f, allow_pickle=False) as z:
+                arrays = [np.asarray(z[k], dtype=np.float32) for k in self.ARRAYS]
+            feats, gains, strengths, mask = arrays
+            if feats.ndim != 3 or gains.shape != strengths.shape or gains.shape != mask.shape \
+                    or feats.shape[:2] != gains.shape[:2]:
+                raise ValueError(f"{f}: inconsistent shapes {[a.shape for a in arrays]}")
+            # Masked bands may hold anything; keep them finite so 0 * x stays 0.
+            for i in range(feats.shape[0]):
+                self.examples.append((
+                    np.nan_to_num(feats[i]),
+                    np.nan_to_num(gains[i]),
+                    np.nan_to_num(strengths[i]),
+                    np.nan_to_num(mask[i]),
+                ))
+        self.files = [f.name for f in files]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    @property
+    def n_frames(self) -> int:
+        return sum(e[0].shape[0] for e in self.examples)
+
+    def crop(self, index: int, start: int, length: int) -> tuple[np.ndarray, ...]:
+        """Frames start..start+length of one example; past its end: zeros with mask 0."""
+        out = []
+        for a in self.examples[index]:
+            part = a[start:start + length]
+            if part.shape[0] < length:
+                part = np.concatenate([part, np.zeros((length - part.shape[0], a.shape[1]),
+                                                      np.float32)])
+            out.append(part)
+        return tuple(out)
+
+    def batch(self, crops, length: int) -> tuple[torch.Tensor, ...]:
+        parts = [self.crop(i, s, length) for i, s in crops]
+        return tuple(torch.from_numpy(np.stack([p[k] for p in parts])) for k in range(4))
+
+
+def feature_stats(data: ShardSet) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and standard deviation over every frame of ``data`` (float64 sums)."""
+    n = 0
+    s = np.zeros(data.examples[0][0].shape[1])
+    s2 = np.zeros_like(s)
+    for feats, *_ in data.examples:
+        f = feats.astype(np.float64)
+        n += f.shape[0]
+        s += f.sum(axis=0)
+        s2 += (f * f).sum(axis=0)
+    mean = s / max(n, 1)
+    std = np.sqrt(np.maximum(s2 / max(n, 1) - mean * mean, 0.0))
+    return mean, std
+
+
+def epoch_crops(data: ShardSet, seq_frames: int, seed: int, epoch: int) -> list[tuple[int, int]]:
+    """The shuffled (example, start) crops of one epoch; a function of (seed, epoch) only.
+
+    An example of T frames gives max(1, round(T / seq_frames)) crops at random starts.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    crops = []
+    for i, (feats, *_) in enumerate(data.examples):
+        t = feats.shape[0]
+        n = max(1, int(round(t / seq_frames)))
+        hi = max(t - seq_frames, 0)
+        for s in rng.integers(0, hi + 1, size=n):
+            crops.append((i, int(s)))
+    order = rng.permutation(len(crops))
+    return [crops[k] for k in order]
+
+
+def val_crops(data: ShardSet, seq_frames: int) -> list[tuple[int, int]]:
+    """Every frame of ``data`` once: consecutive crops of each example (tail zero-padded)."""
+    return [(i, s) for i, (feats, *_) in enumerate(data.examples)
+            for s in range(0, feats.shape[0], seq_frames)]
+
+
+# --------------------------------------------------------------------------- loss
+
+def _loss_terms(gains, strengths, g_hat, r_hat, mask):
+    # Both sides clamped to [EPS, 1] before the root: no NaN for out-of-range values and a
+    # bounded gradient (0.5 / sqrt(EPS)) near 0; a perfect prediction still gives exactly 0.
+    g = gains.clamp(EPS, 1.0)
+    gh = g_hat.clamp(EPS, 1.0)
+    r = (1.0 - strengths).clamp(EPS, 1.0)
+    rh = (1.0 - r_hat).clamp(EPS, 1.0)
+    dg = g.pow(GAMMA) - gh.pow(GAMMA)
+    dr = r.pow(GAMMA) - rh.pow(GAMMA)
+    m = mask.clamp(0.0, 1.0)
+    dg = torch.where(m > 0, dg, torch.zeros_like(dg))
+    dr = torch.where(m > 0, dr, torch.zeros_like(dr))
+    dg2 = dg * dg
+    return m, (m * (dg2 + C4 * dg2 * dg2)).sum(), (m * dr * dr).sum(), m.sum()
+
+
+def percepnet_loss(gains: torch.Tensor, strengths: torch.Tensor, g_hat: torch.Tensor,
+                   r_hat: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Spec 8.2 loss: gain term + strength term, each a mean over the bands mask keeps.
+
+    All tensors (..., 34); targets ``gains``/``strengths``, predictions ``g_hat``/``r_hat``.
+    Returns 0 (with a gradient path) when the mask keeps nothing.
+    """
+    _, lg, lr, msum = _loss_terms(gains, strengths, g_hat, r_hat, mask)
+    denom = msum.clamp(min=1.0)
+    return lg / denom + lr / denom
+
+
+def batch_errors(gains, strengths, g_hat, r_hat, mask) -> dict[str, float]:
+    """Sums for validation figures: gain/strength loss numerators, |g - ĝ| sum, mask sum."""
+    m, lg, lr, msum = _loss_terms(gains, strengths, g_hat, r_hat, mask)
+    abs_err = (m * (gains.clamp(0, 1) - g_hat).abs()).sum()
+    return {"gain": float(lg), "strength": float(lr), "abs_gain": float(abs_err),
+            "mask": float(msum)}
+
+
+@torch.no_grad()
+def evaluate(model: PercepNetModel, data: ShardSet, seq_frames: int, batch: int) -> dict:
+    """Validation figures over every frame of ``data`` (crops of ``seq_frames``)."""
+    was_training = model.training
+    model.eval()
+    totals = {"gain": 0.0, "strength": 0.0, "abs_gain": 0.0, "mask": 0.0}
+    crops = val_crops(data, seq_frames)
+    for k in range(0, len(crops), batch):
+        feats, gains, strengths, mask = data.batch(crops[k:k + batch], seq_frames)
+        g_hat, r_hat = model(feats)
+        for key, v in batch_errors(gains, strengths, g_hat, r_hat, mask).items():
+            totals[key] += v
+    model.train(was_training)
+    denom = max(totals["mask"], 1.0)
+    return {
+        "loss": (totals["gain"] + totals["strength"]) / denom,
+        "gain_loss": totals["gain"] / denom,
+        "strength_loss": totals["strength"] / denom,
+        "gain_mae": totals["abs_gain"] / denom,
+        "frames": data.n_frames,
+        "examples": len(data),
+    }
+
+
+# --------------------------------------------------------------------------- training
+
+@dataclass
+class TrainConfig:
+    train_dir: str
+    val_dir: str
+    arch: str | dict = "small"
+    epochs: int = 12
+    batch: int = 16
+    seq_frames: int = 1000
+    out_dir: str = "weights"
+    name: str = "small"
+    checkpoints: str = "checkpoints"
+    resume: bool = False
+    max_minutes: float | None = None
+    seed: int = 1
+    lr: float = 1e-3
+    lr_min: float = 1e-5
+    weight_decay: float = 1e-2
+    grad_clip: float = 1.0
+    threads: int | None = None
+    progress_every: int = 10
+    quiet: bool = False
+    export: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def arch_dict(self) -> dict:
+        return ARCHITECTURES[self.arch] if isinstance(self.arch, str) else dict(self.arch)
+
+    def fingerprint(self) -> dict:
+        """What must match for a resume to continue the same run."""
+        return {"arch": self.arch_dict(), "epochs": self.epochs, "batch": self.batch,
+                "seq_frames": self.seq_frames, "seed": self.seed, "lr": self.lr,
+                "lr_min": self.lr_min, "weight_decay": self.weight_decay,
+                "grad_clip": self.grad_clip}
+
+
+def lr_at(step: int, total: int, lr: float, lr_min: float) -> float:
+    """Cosine decay from ``lr`` at step 0 to ``lr_min`` at step ``total``."""
+    frac = min(max(step / max(total, 1), 0.0), 1.0)
+    return lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * frac))
+
+
+def _fmt_time(seconds: float) -> str:
+    seconds = max(int(seconds), 0)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h:d}:{m:02d}:{s:02d}"
+
+
+class _Progress:
+    def __init__(self, total_steps: int, quiet: bool, every: int) -> None:
+        self.total, self.quiet, self.every = total_steps, quiet, max(every, 1)
+        self.t0 = time.monotonic()
+        self.steps_at_start: int | None = None
+
+    def update(self, step: int, epoch: int, epochs: int, i: int, n: int, loss: float,
+               lr: float, force: bool = False) -> None:
+        if self.steps_at_start is None:
+            self.steps_at_start = step - 1
+        if self.quiet or not (force or i % self.every == 0 or i == n):
+            return
+        done = step - self.steps_at_start
+        elapsed = time.monotonic() - self.t0
+        eta = elapsed / max(done, 1) * (self.total - step)
+        width = 24
+        fill = int(width * step / max(self.total, 1))
+        sys.stderr.write(f"\r[{'#' * fill}{'.' * (width - fill)}] epoch {epoch + 1}/{epochs} "
+                         f"batch {i}/{n} loss {loss:.4f} lr {lr:.2e} "
+                         f"elapsed {_fmt_time(elapsed)} eta {_fmt_time(eta)}  ")
+        sys.stderr.flush()
+
+    def line(self, text: str) -> None:
+        if not self.quiet:
+            sys.stderr.write("\n" + text + "\n")
+            sys.stderr.flush()
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _threads(cfg: TrainConfig) -> int:
+    if cfg.threads:
+        return cfg.threads
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _meta_summary(meta: dict) -> dict:
+    """A shard directory's meta.json for the manifest: per-shard lists dropped, long lists
+    reduced to their length."""
+    out = {}
+    for k, v in meta.items():
+        if k == "shards":
+            continue
+        out[k] = f"{len(v)} entries" if isinstance(v, (list, dict)) and len(v) > 50 else v
+    return out
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Run (or resume) training; returns a summary dict (also in the exported manifest).
+
+    Summary keys: ``completed`` (all epochs done), ``epoch``, ``step``, ``history``
+    (per-epoch train/val figures), ``validation`` (latest), ``manifest`` (export path or None).
+    """
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(_threads(cfg))
+    try:
+        return _train(cfg)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train(cfg: TrainConfig) -> dict:
+    arch = cfg.arch_dict()
+    train_data = ShardSet(cfg.train_dir)
+    val_data = ShardSet(cfg.val_dir)
+    ckpt_path = Path(cfg.checkpoints) / CHECKPOINT_NAME
+
+    torch.manual_seed(cfg.seed)
+    model = PercepNetModel(arch)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n_batches = math.ceil(len(epoch_crops(train_data, cfg.seq_frames, cfg.seed, 0)) / cfg.batch)
+    total_steps = n_batches * cfg.epochs
+
+    epoch, batch_index, step, history, elapsed_before = 0, 0, 0, [], 0.0
+    if cfg.resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, weights_only=True)
+        if state["fingerprint"] != cfg.fingerprint():
+            raise ValueError(f"{ckpt_path}: checkpoint is from a different configuration "
+                             f"({state['fingerprint']})")
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        torch.set_rng_state(state["torch_rng"])
+        epoch, batch_index, step = state["epoch"], state["batch_index"], state["step"]
+        history = json.loads(state["history"])
+        elapsed_before = state["elapsed_s"]
+    else:
+        mean, std = feature_stats(train_data)
+        model.set_normalisation(mean, std)
+
+    progress = _Progress(total_steps, cfg.quiet, cfg.progress_every)
+    progress.line(f"training {cfg.name}: {len(train_data)} examples "
+                  f"({train_data.n_frames / 100 / 3600:.2f} h), {n_batches} batches/epoch, "
+                  f"{cfg.epochs} epochs, {_threads(cfg)} threads"
+                  + (f", resuming at epoch {epoch + 1} batch {batch_index}" if step else ""))
+    t_start = time.monotonic()
+    deadline = t_start + cfg.max_minutes * 60 if cfg.max_minutes else None
+    stopped_early = False
+
+    def checkpoint() -> None:
+        _save_checkpoint(ckpt_path, {
+            "fingerprint": cfg.fingerprint(),
+            "model": model.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "epoch": epoch, "batch_index": batch_index, "step": step,
+            "history": json.dumps(history),
+            "elapsed_s": elapsed_before + time.monotonic() - t_start,
+            "feat_mean": model.feat_mean.clone(), "feat_std": model.feat_std.clone(),
+        })
+
+    model.train()
+    while epoch < cfg.epochs and not stopped_early:
+        crops = epoch_crops(train_data, cfg.seq_frames, cfg.seed, epoch)
+        loss_sum, loss_n, t_epoch = 0.0, 0, time.monotonic()
+        while batch_index < n_batches:
+            part = crops[batch_index * cfg.batch:(batch_index + 1) * cfg.batch]
+            feats, gains, strengths, mask = train_data.batch(part, cfg.seq_frames)
+            lr = lr_at(step, total_steps, cfg.lr, cfg.lr_min)
+            for group in optimiser.param_groups:
+                group["lr"] = lr
+            g_hat, r_hat = model(feats)
+            loss = percepnet_loss(gains, strengths, g_hat, r_hat, mask)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimiser.step()
+            model.clip_weights()
+            batch_index += 1
+            step += 1
+            loss_sum += float(loss.detach())
+            loss_n += 1
+            progress.update(step, epoch, cfg.epochs, batch_index, n_batches, loss_sum / loss_n, lr)
+            if deadline is not None and time.monotonic() >= deadline and batch_index < n_batches:
+                stopped_early = True
+                break
+        if stopped_early:
+            checkpoint()
+            progress.line(f"stopped by --max-minutes at epoch {epoch + 1} batch {batch_index}; "
+                          f"checkpoint {ckpt_path} (--resume continues)")
+            break
+        val = evaluate(model, val_data, cfg.seq_frames, cfg.batch)
+        history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(loss_n, 1),
+                        "val_loss": val["loss"], "val_gain_mae": val["gain_mae"],
+                        "seconds": round(time.monotonic() - t_epoch, 1)})
+        progress.line(f"epoch {epoch + 1}/{cfg.epochs}: train loss {history[-1]['train_loss']:.4f} "
+                      f"val loss {val['loss']:.4f} val gain MAE {val['gain_mae']:.4f} "
+                      f"({_fmt_time(history[-1]['seconds'])})")
+        epoch += 1
+        batch_index = 0
+        checkpoint()
+        if deadline is not None and time.monotonic() >= deadline and epoch < cfg.epochs:
+            stopped_early = True
+            progress.line(f"stopped by --max-minutes after epoch {epoch}; --resume continues")
+
+    validation = evaluate(model, val_data, cfg.seq_frames, cfg.batch)
+    elapsed = elapsed_before + time.monotonic() - t_start
+    summary = {
+        "completed": epoch >= cfg.epochs,
+        "epoch": epoch,
+        "step": step,
+        "history": history,
+        "validation": validation,
+        "manifest": None,
+    }
+    if cfg.export:
+        training_info = {
+            "trainer": "training.train",
+            "completed": summary["completed"],
+            "epochs_done": epoch, "epochs_planned": cfg.epochs, "steps": step,
+            "batch": cfg.batch, "seq_frames": cfg.seq_frames, "seed": cfg.seed,
+            "optimiser": {"name": "AdamW", "lr": cfg.lr, "lr_min": cfg.lr_min,
+                          "schedule": "cosine per step", "weight_decay": cfg.weight_decay,
+                          "grad_clip_norm": cfg.grad_clip},
+            "loss": {"gamma": GAMMA, "c4": C4},
+            "train_data": {"dir": str(cfg.train_dir), "files": train_data.files,
+                           "examples": len(train_data), "frames": train_data.n_frames,
+                           "meta": _meta_summary(train_data.meta)},
+            "val_data": {"dir": str(cfg.val_dir), "files": val_data.files,
+                         "examples": len(val_data), "frames": val_data.n_frames,
+                         "meta": _meta_summary(val_data.meta)},
+            "history": history,
+            "seconds": round(elapsed, 1),
+            "threads": _threads(cfg),
+            **cfg.extra,
+        }
+        model.eval()
+        manifest = write_model(model, cfg.out_dir, cfg.name, training=training_info,
+                               validation={k: validation[k] for k in
+                                           ("loss", "gain_loss", "strength_loss", "gain_mae",
+                                            "frames", "examples")})
+        summary["manifest"] = str(manifest)
+        progress.line(f"exported {manifest} (val loss {validation['loss']:.4f}, "
+                      f"gain MAE {validation['gain_mae']:.4f}, {_fmt_time(elapsed)})")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n")[0])
+    p.add_argument("--train", required=True, help="training shard directory")
+    p.add_argument("--val", required=True, help="validation shard directory")
+    p.add_argument("--arch", choices=sorted(ARCHITECTURES), default="small")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--seq-frames", type=int, default=1000, help="frames per crop (100 = 1 s)")
+    p.add_argument("--out", default="weights", help="directory for <name>.npz/.json")
+    p.add_argument("--name", default=None, help="model name (default: the arch)")
+    p.add_argument("--checkpoints", default=None,
+                   help="checkpoint directory (default: ~/.cache/percepnet/checkpoints/<name>)")
+    p.add_argument("--resume", action="store_true", help="continue from <checkpoints>/last.pt")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop (checkpoint + export) after this much training time")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-min", type=float, default=1e-5)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: all cores; use fewer on a busy machine, "
+                        "oversubscribed threads slow training down many times)")
+    p.add_argument("--quiet", action="store_true")
+    a = p.parse_args(argv)
+    name = a.name or a.arch
+    cfg = TrainConfig(
+        train_dir=a.train, val_dir=a.val, arch=a.arch, epochs=a.epochs, batch=a.batch,
+        seq_frames=a.seq_frames, out_dir=a.out, name=name,
+        checkpoints=a.checkpoints or str(Path.home() / ".cache" / "percepnet" / "checkpoints" / name),
+        resume=a.resume, max_minutes=a.max_minutes, seed=a.seed, lr=a.lr, lr_min=a.lr_min,
+        threads=a.threads, quiet=a.quiet)
+    summary = train(cfg)
+    return 0 if summary["manifest"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
