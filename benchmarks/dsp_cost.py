@@ -17,6 +17,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from benchmarks.report import write_report
+
 from percepnet.dsp.constants import HOP_SIZE, N_BANDS
 from percepnet.dsp.features import analyze_hop, frame_features, make_analysis
 from percepnet.dsp.fft import make_plan, rfft
@@ -110,10 +112,7 @@ def main(argv: list[str] | None = None) -> str:
     for name, med, p99 in rows:
         lines.append(f"| {name} | {med:.1f} | {p99:.1f} | {100 * med / 10000:.2f} % |")
     lines += ["", "Target: whole chain <= 100 µs per frame (1 % of one core)."]
-    report = "\n".join(lines)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "dsp_cost.md").write_text(report + "\n")
-    print(report)
+    report = write_report(args.out, "dsp_cost.md", lines)
     return report
 
 

@@ -15,6 +15,8 @@ import soxr
 from pesq import pesq
 from pystoi import stoi
 
+from benchmarks.report import write_report
+
 from percepnet.dsp.oracle import oracle_enhance
 
 from benchmarks.devset import build_devset
@@ -72,10 +74,7 @@ def main(argv: list[str] | None = None) -> str:
         lines.append(f"| {noise} | " + " | ".join(
             f"{np.mean([x[k][0] for x in rs]):.2f}" for k in cols) + " |")
     lines += ["", f"Built and scored in {time.time() - t0:.0f} s."]
-    report = "\n".join(lines)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "oracle_quality.md").write_text(report + "\n")
-    print(report)
+    report = write_report(args.out, "oracle_quality.md", lines)
     return report
 
 

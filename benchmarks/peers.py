@@ -47,6 +47,8 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 import soxr  # noqa: E402
 
+from benchmarks.report import write_report
+
 RATE = 48_000
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 
@@ -495,10 +497,7 @@ def main(argv: list[str] | None = None) -> str:
         lines.append(f"| {label} | unavailable: {reason} | | | | | | |")
     if problems:
         lines += ["", "Problems:"] + [f"- {x}" for x in problems]
-    report = "\n".join(lines)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "peers.md").write_text(report + "\n")
-    print(report)
+    report = write_report(args.out, "peers.md", lines)
     for p in peers:
         p.close()
     return report

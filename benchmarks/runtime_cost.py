@@ -24,6 +24,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from benchmarks.report import write_report
+
 from percepnet.dsp.constants import HOP_SIZE, N_BANDS, N_FEATURES
 from percepnet.dsp.denoiser import Denoiser
 from percepnet.dsp.model_config import ARCHITECTURES, n_weights
@@ -124,10 +126,7 @@ def main(argv: list[str] | None = None) -> str:
     lines += ["", "`percepnet denoise` (small, random weights), 30 s file: "
               f"{cli['file_s']:.2f} s wall, real-time factor {cli['rtf']:.4f} (start-up excluded); "
               f"start-up on a 1 s file: cold (empty numba cache) {cli['cold_s']:.2f} s, warm {cli['warm_s']:.2f} s."]
-    report = "\n".join(lines)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "runtime_cost.md").write_text(report + "\n")
-    print(report)
+    report = write_report(args.out, "runtime_cost.md", lines)
     return report
 
 

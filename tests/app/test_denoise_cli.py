@@ -59,16 +59,23 @@ def test_folder_mode_rates_channels_and_errors(setup, tmp_path):
     assert not (tmp_path / "out" / "broken.wav").exists()
 
 
-def test_refuses_to_overwrite_input_and_reports_missing_model(setup, tmp_path):
+def test_refuses_to_overwrite_input_and_reports_missing_model(setup, tmp_path, monkeypatch, capsys):
     d, model_path, noisy = setup
     target = tmp_path / "x.wav"
     sf.write(target, noisy[:4800], 48000)
     before = target.read_bytes()
     assert main(["denoise", str(target), str(target), "--model", str(model_path)]) == 2
     assert target.read_bytes() == before
-    res = subprocess.run([sys.executable, "-m", "percepnet", "denoise", str(target), str(tmp_path / "y.wav")],
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 2 and "no trained model is installed" in res.stderr
     res = subprocess.run([sys.executable, "-m", "percepnet", "denoise", str(target), str(tmp_path / "y.wav"),
                           "--model", str(tmp_path / "nope.json")], capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "not found" in res.stderr and not (tmp_path / "y.wav").exists()
+    # With no model installed, the default cannot be found: a clear one-line error.
+    import percepnet.app.models as models
+
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    monkeypatch.setattr(models, "_weights_dir", lambda: empty)
+    capsys.readouterr()
+    assert main(["denoise", str(target), str(tmp_path / "y.wav")]) == 2
+    assert "no trained model is installed" in capsys.readouterr().err
+    assert not (tmp_path / "y.wav").exists()
