@@ -172,12 +172,18 @@ def _typing(rng: np.random.Generator, keys: list[str], n: int) -> np.ndarray:
     return out[:n]
 
 
+#: A recorded noise clip quieter than this (RMS, about -100 dBFS) is silence: it is redrawn, so
+#: an example never silently loses its noise (the SNR scaling would then leave it clean).
+_SILENT_RMS = 1e-5
+
+
 def _recorded(rng: np.random.Generator, clips: list[Clip], n: int) -> np.ndarray:
-    x = np.asarray(load48(clips[int(rng.integers(len(clips)))].path))
-    if len(x) == 0:
-        return np.zeros(n)
-    start = int(rng.integers(len(x)))
-    return np.resize(np.roll(x, -start), n)
+    for _ in range(20):
+        x = np.asarray(load48(clips[int(rng.integers(len(clips)))].path))
+        if len(x) and _rms(x) > _SILENT_RMS:
+            start = int(rng.integers(len(x)))
+            return np.resize(np.roll(x, -start), n)
+    raise ValueError("no audible recorded noise clip in this corpus")
 
 
 def _music(rng: np.random.Generator, files: list[str], n: int) -> np.ndarray:

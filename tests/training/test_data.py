@@ -236,3 +236,21 @@ def test_fullband_speakers_oversampled(corpus):
              for s in range(120)]
     share = drawn.count("ru") / len(drawn)
     assert 0.5 < share < 0.85  # 4 / 6 expected, 1 / 3 without oversampling
+
+
+def test_silent_noise_clips_are_redrawn(tmp_path):
+    """A silent noise file must never leave an example without its noise."""
+    import numpy as np
+    import soundfile as sf
+
+    from training.data import _recorded
+    from training.sources import Clip
+
+    silent, loud = tmp_path / "silent.wav", tmp_path / "loud.wav"
+    sf.write(silent, np.zeros(48000), 48000)
+    sf.write(loud, 0.1 * np.random.default_rng(0).standard_normal(48000), 48000)
+    clips = [Clip(path=str(silent), speaker="", split="train", duration=1.0, bandwidth_hz=24000.0),
+             Clip(path=str(loud), speaker="", split="train", duration=1.0, bandwidth_hz=24000.0)]
+    for seed in range(10):
+        x = _recorded(np.random.default_rng(seed), clips, 4800)
+        assert np.sqrt(np.mean(x**2)) > 0.05
