@@ -1,6 +1,7 @@
 """File-level runs of the chain: the oracle command and the bundled demo."""
 from __future__ import annotations
 
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -97,8 +98,6 @@ _CHUNK = SAMPLE_RATE_HZ  # 1 s blocks between progress updates
 
 
 def _progress(label: str, done: float, total: float) -> None:
-    import sys
-
     if not sys.stderr.isatty():
         return
     width = 30
@@ -148,8 +147,6 @@ def denoise_paths(in_path: Path, out_path: Path, model, *, atten_limit_db: float
 
     Returns the number of files that failed (each reported on stderr in one line).
     """
-    import sys
-
     if not in_path.is_dir():
         denoise_file(in_path, out_path, model, atten_limit_db=atten_limit_db)
         return 0

@@ -14,6 +14,7 @@ import numpy as np
 
 from .constants import HOP_SIZE, N_BANDS
 from .features import Analysis, analyze_hop, frame_targets, make_analysis, reset_analysis
+from .processor import StreamProcessor, process_signal
 
 __all__ = ["OracleSource", "STAGES", "oracle_enhance"]
 
@@ -70,8 +71,6 @@ def oracle_enhance(clean: np.ndarray, noisy: np.ndarray, stage: str = "all", *,
     and has its length. stage: "gains", "comb" or "all" (see module docstring);
     postfilter_per_band: use DeepFilterNet's per-band postfilter instead of the paper's.
     """
-    from .processor import StreamProcessor, process_signal
-
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
     use_comb, use_postfilter = STAGES[stage]
