@@ -1,6 +1,9 @@
 """The ``percepnet`` command line.
 
 Commands so far:
+- ``percepnet run [--input-device DEV] [--output-device DEV] [--atten-limit-db DB]
+  [--virtual-mic] [--duration S]``: the headless real-time service.
+- ``percepnet mic {status,remove,self-test}``: the virtual microphone.
 - ``percepnet denoise IN OUT [--model NAME|PATH] [--atten-limit-db DB]``: files or folders.
 - ``percepnet oracle --clean C --noisy N -o OUT [--stages gains|comb|all]``: the streaming
   PercepNet chain driven by oracle gains computed from the clean file.
@@ -51,6 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--atten-limit-db", type=float, default=100.0, metavar="DB",
                    help="maximum attenuation in dB, 0 (none) to 100 (unlimited) (default: %(default)s)")
 
+    from percepnet.app import service
+
+    service.add_parser(sub)
+    try:
+        from percepnet.app import mic_cli
+    except ImportError:  # pragma: no cover - the virtual-mic back-end is optional
+        mic_cli = None
+    if mic_cli is not None:
+        mic_cli.add_parser(sub)
+
     d = sub.add_parser("demo", help="run the oracle chain on the bundled demo clip",
                        description="Mix the bundled demo speech with noise at 5 dB and write the "
                        "noisy input and the three oracle stages as WAV files.")
@@ -87,6 +100,14 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             if not args.input.is_dir():
                 print(f"wrote {args.output}")
+        elif args.command == "run":
+            from percepnet.app import service
+
+            return service.run(args)
+        elif args.command == "mic":
+            from percepnet.app import mic_cli
+
+            return mic_cli.run(args)
         elif args.command == "demo":
             from percepnet.app.offline import run_demo
 

@@ -119,6 +119,8 @@ def _speech_track(rng: np.random.Generator, clips: list[Clip], n: int, factor: f
     while total < n:
         c = clips[int(rng.integers(len(clips)))]
         x = _speed(trim_silence(np.asarray(load48(c.path))), factor)
+        if x.size < 480:  # an empty or all-silent prompt: draw another clip
+            continue
         x = x / (np.max(np.abs(x)) + 1e-9)
         gap = np.zeros(int(rng.uniform(0.05, 0.5) * RATE))
         parts += [x, gap]

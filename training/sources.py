@@ -8,6 +8,10 @@ repository. The clip listing is written once to a JSON manifest in that cache.
   ("es" is excluded: every file is clipped). Whole speakers are held apart for validation
   (``VALIDATION_SPEAKERS``). Each clip's real bandwidth is measured and stored (the bandwidth
   trap);
+- extra band-limited training speakers (loss masked above their ≈7 kHz bandwidth; they teach
+  the low bands, which carry most of the speech energy): ``festvox-ru`` (one studio male) and
+  the ``asterisk-core-sounds-{en,fr,it,ru}-g722`` IVR voices (four professionals; G.722 is
+  decoded with the ``g722`` package). Never used for validation;
 - noise: tuxpaint non-``_desc`` sounds outside ``symbols/``, bucklespring key one-shots
   (typing is synthesised in ``training.data``), optionally wesnoth-1.16-music (large);
   procedural kinds are generated in ``training.data``.
@@ -38,9 +42,21 @@ SPEECH_PACKAGE = "tuxpaint-stamps-default"
 KEYS_PACKAGE = "bucklespring-data"
 MUSIC_PACKAGE = "wesnoth-1.16-music"
 BASE_PACKAGES = (SPEECH_PACKAGE, KEYS_PACKAGE)
+#: extra clean-speech packages: package -> (speaker name, glob under the unpack root)
+EXTRA_SPEECH = {
+    "festvox-ru": ("festvox-ru",
+                   "usr/share/festival/voices/russian/msu_ru_nsh_clunits/wav/*.wav"),
+    "asterisk-core-sounds-en-g722": ("ast-en", "usr/share/asterisk/sounds/en_US_f_Allison/**/*.g722"),
+    "asterisk-core-sounds-fr-g722": ("ast-fr", "usr/share/asterisk/sounds/fr_CA_f_June/**/*.g722"),
+    "asterisk-core-sounds-it-g722": ("ast-it", "usr/share/asterisk/sounds/it_IT_m_Carlo/**/*.g722"),
+    "asterisk-core-sounds-ru-g722": ("ast-ru", "usr/share/asterisk/sounds/ru_RU_f_IvrvoiceRU/**/*.g722"),
+}
+#: G.722 as shipped by asterisk: 16 kHz audio at 64 kbit/s
+G722_RATE = 16_000
+G722_BITRATE = 64_000
 LANGUAGES = ("ru", "fr", "da", "be", "ro", "bg", "ca", "lt", "nl", "el")
 VALIDATION_SPEAKERS = ("da", "bg")
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 #: fraction of recorded noise files held out for validation (chosen by a hash of the name)
 NOISE_VAL_FRACTION = 0.15
 
@@ -75,10 +91,19 @@ def fetch_packages(packages: Iterable[str] = BASE_PACKAGES) -> Path:
 
 # --------------------------------------------------------------------------- audio helpers
 
+def _read_any(path: str) -> tuple[np.ndarray, int]:
+    """Mono float64 samples and rate of a soundfile-readable or raw G.722 (``.g722``) file."""
+    if path.endswith(".g722"):
+        import G722  # the ``g722`` package (data extra)
+        pcm = np.asarray(G722.G722(G722_RATE, G722_BITRATE).decode(Path(path).read_bytes()))
+        return pcm.astype(np.float64) / 32768.0, G722_RATE
+    data, sr = sf.read(path, dtype="float64", always_2d=True)
+    return data.mean(axis=1), sr
+
+
 @functools.lru_cache(maxsize=4096)
 def _load_cached(path: str) -> np.ndarray:
-    data, sr = sf.read(path, dtype="float64", always_2d=True)
-    x = data.mean(axis=1)
+    x, sr = _read_any(path)
     if sr != RATE:
         x = soxr.resample(x, sr, RATE)
     x.setflags(write=False)
@@ -217,14 +242,13 @@ def _split_of_noise(name: str) -> str:
 
 
 def _measure_file(path: str) -> tuple[float, float]:
-    data, sr = sf.read(path, dtype="float64", always_2d=True)
-    x = data.mean(axis=1)
+    x, sr = _read_any(path)
     return len(x) / sr, measure_bandwidth(trim_silence(x), sr)
 
 
 def build_manifest(music: bool = False, workers: int = 2) -> dict:
     """Fetch the packages, list and measure every clip; cached as JSON in the data dir."""
-    packages = BASE_PACKAGES + ((MUSIC_PACKAGE,) if music else ())
+    packages = BASE_PACKAGES + tuple(EXTRA_SPEECH) + ((MUSIC_PACKAGE,) if music else ())
     tree = fetch_packages(packages)
     path = cache_dir() / f"manifest-v{MANIFEST_VERSION}{'-music' if music else ''}.json"
     if path.exists():
@@ -234,6 +258,9 @@ def build_manifest(music: bool = False, workers: int = 2) -> dict:
     for lang in LANGUAGES:
         for f in sorted(glob.glob(str(stamps / "**" / f"*_desc_{lang}.ogg"), recursive=True)):
             speech_files.append((f, lang))
+    for speaker, pattern in EXTRA_SPEECH.values():
+        for f in sorted(glob.glob(str(tree / pattern), recursive=True)):
+            speech_files.append((f, speaker))
     noise_files = sorted(
         f for f in glob.glob(str(stamps / "**" / "*.ogg"), recursive=True)
         if "_desc" not in Path(f).name and "/symbols/" not in f)
@@ -258,8 +285,7 @@ def build_manifest(music: bool = False, workers: int = 2) -> dict:
                 "music": music_files,
                 "speaker_bandwidth_hz": {lang: float(np.median([c["bandwidth_hz"] for c in speech
                                                                  if c["speaker"] == lang]))
-                                         for lang in LANGUAGES
-                                         if any(c["speaker"] == lang for c in speech)}}
+                                         for lang in sorted({c["speaker"] for c in speech})}}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(manifest, indent=1))
     tmp.replace(path)
@@ -271,7 +297,8 @@ def load_corpus(split: str, music: bool = False) -> Corpus:
     if split not in ("train", "val"):
         raise ValueError(split)
     m = build_manifest(music=music)
-    speech = [Clip(**c) for c in m["speech"]]
+    # prompts shorter than 0.2 s (a few asterisk beeps/empty files) carry no speech
+    speech = [Clip(**c) for c in m["speech"] if c["duration"] >= 0.2]
     noises = [Clip(**c) for c in m["noises"] if c["split"] == split]
     # music and key one-shots are split by file hash too
     music_files = [f for f in m["music"] if _split_of_noise(Path(f).name) == split]

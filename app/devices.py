@@ -1,0 +1,100 @@
+"""Audio devices as the user sees them: sound-server sources/sinks plus PortAudio devices.
+
+On Linux desktops PortAudio (Debian's 19.6, ALSA host API only) shows just ``pulse`` and
+``default`` for everything the sound server has, so microphones and speakers are listed from
+PulseAudio / PipeWire-pulse through ``pulsectl`` and opened through PortAudio's ``pulse``
+device with libpulse routing (see ``engine.Engine._pa_device``). Other PortAudio devices
+(hardware ``hw:``, the native ``pipewire`` device, macOS/Windows devices) are listed too.
+Monitors of sinks and our own virtual microphone are not offered as inputs (feedback loop).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+__all__ = ["Device", "list_devices", "has_microphone", "has_output", "OWN_NAMES"]
+
+log = logging.getLogger("percepnet.devices")
+
+#: sources/sinks created by our virtual microphone: never offered as input or output
+OWN_NAMES = ("percepnet_mic", "percepnet_mic_sink")
+
+
+@dataclass(frozen=True)
+class Device:
+    id: str  # what goes into the input_device / output_device setting
+    label: str  # what the user reads
+    kind: str  # "input" | "output"
+    backend: str  # "pulse" | "portaudio"
+
+
+def _pulse_devices(timeout_s: float = 1.0) -> list[Device] | None:
+    try:
+        import pulsectl
+    except ImportError:
+        return None
+    try:
+        with pulsectl.Pulse("percepnet-devices", connect=False) as pulse:
+            pulse.connect(wait=False, timeout=timeout_s)
+            out = []
+            for s in pulse.source_list():
+                if s.monitor_of_sink != 0xFFFFFFFF or s.name.endswith(".monitor"):
+                    continue
+                if s.name in OWN_NAMES:
+                    continue
+                out.append(Device(s.name, s.description or s.name, "input", "pulse"))
+            for s in pulse.sink_list():
+                if s.name in OWN_NAMES:
+                    continue
+                out.append(Device(s.name, s.description or s.name, "output", "pulse"))
+            return out
+    except Exception as exc:  # noqa: BLE001 - no server: fall back to PortAudio
+        log.debug("no sound server: %s", exc)
+        return None
+
+
+def _portaudio_devices() -> list[Device]:
+    try:
+        import sounddevice as sd
+
+        devs = sd.query_devices()
+    except Exception as exc:  # noqa: BLE001 - no PortAudio at all
+        log.debug("PortAudio unavailable: %s", exc)
+        return []
+    out = []
+    for d in devs:
+        name = d["name"]
+        if d["max_input_channels"] > 0:
+            out.append(Device(name, f"{name} (PortAudio)", "input", "portaudio"))
+        if d["max_output_channels"] > 0:
+            out.append(Device(name, f"{name} (PortAudio)", "output", "portaudio"))
+    return out
+
+
+def list_devices() -> list[Device]:
+    """Sound-server devices first (when a server answers), then PortAudio's own."""
+    pulse = _pulse_devices()
+    pa = _portaudio_devices()
+    if pulse is None:
+        return pa
+    # 'pulse'/'default' duplicate the server's devices; keep the rest (hw:, pipewire, ...)
+    return pulse + [d for d in pa if d.id not in ("pulse", "default", "sysdefault")]
+
+
+def has_microphone(devices: list[Device] | None = None) -> bool:
+    """Is there a real capture device (not a monitor, not our own virtual mic)?"""
+    devices = list_devices() if devices is None else devices
+    pulse_present = any(d.backend == "pulse" for d in devices)
+    for d in devices:
+        if d.kind != "input":
+            continue
+        if d.backend == "pulse":
+            return True
+        if not pulse_present and d.id not in ("pulse", "default", "sysdefault"):
+            return True
+    return False
+
+
+def has_output(devices: list[Device] | None = None) -> bool:
+    devices = list_devices() if devices is None else devices
+    return any(d.kind == "output" for d in devices)

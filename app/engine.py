@@ -1,0 +1,741 @@
+"""The real-time audio engine: a PortAudio callback feeding 10 ms blocks through the Denoiser.
+
+Two layers:
+
+- :class:`EngineCore` is the per-block work, with no device in sight: mixdown, the Denoiser,
+  fan-out, telemetry rows (spectra, gains, pitch, levels) and timing statistics. Its
+  :meth:`EngineCore.process_block` is what the PortAudio callback calls; it never allocates
+  arrays, locks, logs or touches Qt, and on any error it passes the input through and raises
+  a flag instead of going silent.
+- :class:`Engine` owns the sounddevice stream(s): devices, 48 kHz / 480-sample blocks,
+  live controls (suppression, attenuation limit, stage toggles, device switching), a
+  supervisor thread that detects a dead or stalled stream (device unplugged, sound server
+  restarted) and re-initialises PortAudio until the device is back, and a diagnostics
+  snapshot (xruns, callback p50/p99, CPU load, end-to-end latency, real-time factor,
+  "insufficient resources").
+
+Input sources: a device (``input_device``: a PulseAudio/PipeWire source name, a PortAudio
+device name, or "" for the default) or the bundled demo clip (``input_device = "demo"``),
+looped, played through the output device; with no output device either, a pacing thread
+stands in for the sound card ("null output") so the window still shows the suppressor.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from percepnet.dsp.blockops import fan_out, mixdown, peak_abs, ring_write
+from percepnet.dsp.constants import (ALGORITHMIC_DELAY_MS, ALGORITHMIC_DELAY_SAMPLES,
+                                     HOP_SIZE, N_BINS, SAMPLE_RATE_HZ, WINDOW_SIZE)
+from percepnet.dsp.denoiser import Denoiser, FrameInfo
+from percepnet.dsp.spectrum import SPECTRUM_FLOOR_DB, log_spectrum_db, make_spectrum_state
+
+from .telemetry import SCALAR_FIELDS, Telemetry
+
+__all__ = ["EngineCore", "Engine", "Diagnostics", "DEMO_DEVICE", "NULL_DEVICE", "BLOCK_SIZE",
+           "demo_clip"]
+
+log = logging.getLogger("percepnet.engine")
+
+#: The engine's native block: one 10 ms hop at 48 kHz.
+BLOCK_SIZE = HOP_SIZE
+#: ``input_device`` value selecting the bundled, looped demo clip instead of a microphone.
+DEMO_DEVICE = "demo"
+#: ``output_device`` value for "no sound card": a thread paces the engine in real time.
+NULL_DEVICE = "null"
+#: Most blocks a callback may bring (PortAudio may deliver more than asked for).
+MAX_BLOCK = 8192
+#: Callback-duration history for p50/p99: 1000 callbacks = 10 s at 10 ms blocks.
+TIMING_HISTORY = 1000
+#: Xruns and late callbacks in the first second after a stream starts are start-up noise
+#: (the sound server fills its buffers), counted apart.
+STARTUP_GRACE_S = 1.0
+#: A callback that takes longer than this share of its block period is "late".
+LATE_FRACTION = 0.8
+#: A stream whose callback has not run for this long is considered dead.
+STALL_TIMEOUT_S = 0.75
+#: ... and one that has not delivered its first callback this long after opening (the
+#: sound server may take a moment to start a stream).
+FIRST_CALLBACK_TIMEOUT_S = 3.0
+
+_SC = {name: i for i, name in enumerate(SCALAR_FIELDS)}
+
+
+def demo_clip(snr_db: float = 5.0) -> np.ndarray:
+    """The bundled demo: speech mixed with noise at ``snr_db``, 48 kHz mono float32."""
+    from importlib.resources import files
+
+    from .audio_io import read_audio
+
+    assets = files("percepnet.app.assets")
+    speech, sr, _ = read_audio(str(assets / "demo_speech.ogg"))
+    noise, sr2, _ = read_audio(str(assets / "demo_noise.ogg"))
+    import soxr
+
+    def mono48(x, rate):
+        x = x.mean(axis=1) if x.ndim == 2 else x
+        return soxr.resample(x, rate, SAMPLE_RATE_HZ) if rate != SAMPLE_RATE_HZ else x
+
+    s, n = mono48(speech, sr), mono48(noise, sr2)
+    reps = int(np.ceil(len(s) / max(len(n), 1)))
+    n = np.tile(n, reps)[:len(s)]
+    ps, pn = np.mean(s ** 2), np.mean(n ** 2) + 1e-12
+    mix = s + n * np.sqrt(ps / pn / 10 ** (snr_db / 10))
+    mix *= 0.3 / (np.max(np.abs(mix)) + 1e-9)
+    # a short fade at both ends so the loop point does not click
+    fade = np.linspace(0.0, 1.0, 480)
+    mix[:480] *= fade
+    mix[-480:] *= fade[::-1]
+    return mix.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------- core
+
+class EngineCore:
+    """Per-block processing shared by every driver (PortAudio callback, pacing thread,
+    tests). Controls are plain attributes, safe to set from any thread between blocks."""
+
+    def __init__(self, model=None, *, atten_limit_db: float = 100.0, suppression: bool = True,
+                 use_comb: bool = True, use_postfilter: bool = True,
+                 telemetry: Telemetry | None = None) -> None:
+        self.telemetry = telemetry or Telemetry()
+        self.denoiser: Denoiser | None = None
+        if model is not None:
+            self.denoiser = Denoiser(model, atten_limit_db=atten_limit_db, use_comb=use_comb,
+                                     use_postfilter=use_postfilter, on_frame=self._on_frame)
+        self.model_name = getattr(model, "name", None) or "none (pass-through)"
+        self._suppression = suppression
+        if self.denoiser is not None:
+            self.denoiser.bypass = not suppression
+        self.output_gain = 1.0
+        # preallocated work buffers
+        self._in = np.zeros(MAX_BLOCK)
+        self._out = np.zeros(MAX_BLOCK)
+        self._hist_in = np.zeros(WINDOW_SIZE + ALGORITHMIC_DELAY_SAMPLES + MAX_BLOCK)
+        self._hist_out = np.zeros(WINDOW_SIZE + MAX_BLOCK)
+        self._hist_out_view = np.zeros(WINDOW_SIZE)
+        self._delay_line = np.zeros(ALGORITHMIC_DELAY_SAMPLES + MAX_BLOCK)
+        self._pos_in = 0
+        self._pos_out = 0
+        self._since_spec = 0
+        self._spec_state = make_spectrum_state()
+        self._spec_in_row = np.zeros(N_BINS)
+        self._spec_out_row = np.zeros(N_BINS)
+        self._hist_in_view = np.zeros(WINDOW_SIZE)
+        # statistics (written by the audio thread only)
+        self.blocks = 0
+        self.samples = 0
+        self.errors = 0
+        self.nonfinite_samples = 0
+        self.last_error = ""
+        self.callback_s = np.zeros(TIMING_HISTORY)
+        self.processing_s_total = 0.0
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Compile (or load from the numba cache) every kernel the callback uses, here on
+        the caller's thread, then clear the state so the stream starts fresh."""
+        rng = np.random.default_rng(0)
+        block = (1e-3 * rng.standard_normal((BLOCK_SIZE, 1))).astype(np.float32)
+        out = np.zeros((BLOCK_SIZE, 1), dtype=np.float32)
+        for _ in range(3):
+            self.process_block(block, out)
+        if self.denoiser is not None:
+            self.denoiser.reset()
+        self._delay_line[:] = 0.0
+        self._hist_in[:] = 0.0
+        self._hist_out[:] = 0.0
+        self._pos_in = self._pos_out = self._since_spec = 0
+        self.blocks = self.samples = self.errors = self.nonfinite_samples = 0
+        self.last_error = ""
+        self.callback_s[:] = 0.0
+        self.processing_s_total = 0.0
+        tel = self.telemetry
+        for ring in (tel.spec_in, tel.spec_out, tel.gains, tel.strengths, tel.bands_in,
+                     tel.bands_out, tel.scalars):
+            ring.written[0] = 0
+
+    # ------------------------------------------------------------------ controls
+    @property
+    def suppression(self) -> bool:
+        return self._suppression
+
+    @suppression.setter
+    def suppression(self, on: bool) -> None:
+        self._suppression = bool(on)
+        if self.denoiser is not None:
+            self.denoiser.bypass = not self._suppression  # crossfaded inside the Denoiser
+
+    @property
+    def atten_limit_db(self) -> float:
+        return self.denoiser.atten_limit_db if self.denoiser is not None else 0.0
+
+    @atten_limit_db.setter
+    def atten_limit_db(self, value: float) -> None:
+        if self.denoiser is not None:
+            self.denoiser.atten_limit_db = value
+
+    def set_stage(self, name: str, on: bool) -> None:
+        if name not in ("use_comb", "use_postfilter"):
+            raise ValueError(f"unknown stage {name!r}")
+        if self.denoiser is not None:
+            setattr(self.denoiser, name, bool(on))
+
+    def stage(self, name: str) -> bool:
+        return bool(getattr(self.denoiser, name, False)) if self.denoiser is not None else False
+
+    # ------------------------------------------------------------------ processing
+    def process_block(self, indata: np.ndarray, outdata: np.ndarray) -> None:
+        """indata: float32 (n, ch_in); outdata: float32 (n, ch_out), written completely.
+
+        Never raises: on an error the input is passed through (mono mixdown) and
+        :attr:`errors` / :attr:`last_error` record it.
+        """
+        t0 = time.perf_counter()
+        n = indata.shape[0]
+        if n > MAX_BLOCK:  # PortAudio never does this at our settings; stay safe anyway
+            self.errors += 1
+            self.last_error = f"block of {n} samples exceeds {MAX_BLOCK}"
+            outdata[:] = 0.0
+            k = min(indata.shape[1], outdata.shape[1])
+            outdata[:, :k] = indata[:, :k]
+            return
+        x = self._in[:n]
+        y = self._out[:n]
+        try:
+            self.nonfinite_samples += mixdown(indata, x)
+            if self.denoiser is not None:
+                self.denoiser.process(x, out=y)
+            else:
+                self._pass_delayed(x, y)
+            self.nonfinite_samples += fan_out(y, outdata, self.output_gain)
+            self._telemetry_block(x, y)
+        except Exception as exc:  # noqa: BLE001 - the audio path must never go silent
+            self.errors += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            try:
+                fan_out(x, outdata, 1.0)
+            except Exception:  # noqa: BLE001
+                outdata[:] = 0.0
+        dt = time.perf_counter() - t0
+        self.callback_s[self.blocks % TIMING_HISTORY] = dt
+        self.processing_s_total += dt
+        self.blocks += 1
+        self.samples += n
+
+    def _pass_delayed(self, x: np.ndarray, y: np.ndarray) -> None:
+        # No model: the input, delayed like the Denoiser's output (40 ms).
+        d = ALGORITHMIC_DELAY_SAMPLES
+        n = x.shape[0]
+        line = self._delay_line
+        line[d:d + n] = x
+        y[:] = line[:n]
+        line[:d] = line[n:n + d]
+
+    def _on_frame(self, info: FrameInfo) -> None:
+        tel = self.telemetry
+        tel.gains.push(info.band_gains)
+        tel.strengths.push(info.strengths)
+        tel.bands_in.push(info.input_band_db)
+        tel.bands_out.push(info.output_band_db)
+        row = tel.scalars.slot()
+        row[_SC["pitch_hz"]] = info.pitch_hz if info.voicing > 0.0 else 0.0
+        row[_SC["voicing"]] = info.voicing
+        row[_SC["speech_presence"]] = info.speech_presence
+        row[_SC["processing_us"]] = info.processing_us
+        row[_SC["bypass"]] = 1.0 if (self.denoiser is not None and self.denoiser.bypass) else 0.0
+        row[_SC["silent"]] = 1.0 if info.silent else 0.0
+        # levels are filled from the time-domain blocks in _telemetry_block
+        row[_SC["input_db"]] = self._level_in
+        row[_SC["output_db"]] = self._level_out
+        tel.scalars.commit()
+
+    _level_in = SPECTRUM_FLOOR_DB
+    _level_out = SPECTRUM_FLOOR_DB
+
+    def _telemetry_block(self, x: np.ndarray, y: np.ndarray) -> None:
+        pi = peak_abs(x)
+        po = peak_abs(y)
+        self._level_in = 20.0 * math.log10(pi) if pi > 1e-6 else SPECTRUM_FLOOR_DB
+        self._level_out = 20.0 * math.log10(po) if po > 1e-6 else SPECTRUM_FLOOR_DB
+        self._pos_in = ring_write(self._hist_in, self._pos_in, x)
+        self._pos_out = ring_write(self._hist_out, self._pos_out, y)
+        self._since_spec += x.shape[0]
+        tel = self.telemetry
+        while self._since_spec >= HOP_SIZE:
+            # one spectrum per completed 10 ms hop, oldest first; the input one from 40 ms
+            # earlier so both views line up in time
+            self._since_spec -= HOP_SIZE
+            back = self._since_spec
+            size_in = self._hist_in.shape[0]
+            start = (self._pos_in - back - WINDOW_SIZE - ALGORITHMIC_DELAY_SAMPLES) % size_in
+            ring_view_copy(self._hist_in, start, self._hist_in_view)
+            log_spectrum_db(self._spec_state, self._hist_in_view, 0, self._spec_in_row)
+            tel.spec_in.push(self._spec_in_row)
+            size_out = self._hist_out.shape[0]
+            start = (self._pos_out - back - WINDOW_SIZE) % size_out
+            ring_view_copy(self._hist_out, start, self._hist_out_view)
+            log_spectrum_db(self._spec_state, self._hist_out_view, 0, self._spec_out_row)
+            tel.spec_out.push(self._spec_out_row)
+            if self.denoiser is None:
+                row = tel.scalars.slot()
+                row[:] = 0.0
+                row[_SC["input_db"]] = self._level_in
+                row[_SC["output_db"]] = self._level_out
+                row[_SC["bypass"]] = 1.0
+                tel.scalars.commit()
+
+    # ------------------------------------------------------------------ statistics
+    def callback_percentiles_ms(self) -> tuple[float, float]:
+        n = min(self.blocks, TIMING_HISTORY)
+        if n == 0:
+            return 0.0, 0.0
+        v = self.callback_s[:n] * 1e3
+        return float(np.percentile(v, 50)), float(np.percentile(v, 99))
+
+
+def ring_view_copy(ring: np.ndarray, start: int, out: np.ndarray) -> None:
+    """``out`` = ``len(out)`` samples of ``ring`` from ``start`` (wrapping)."""
+    n = out.shape[0]
+    first = min(n, ring.shape[0] - start)
+    out[:first] = ring[start:start + first]
+    out[first:] = ring[:n - first]
+
+
+# ---------------------------------------------------------------------------- engine
+
+@dataclass
+class Diagnostics:
+    """A snapshot for the status bar and the service's status line."""
+
+    state: str = "stopped"  # stopped | running | reconnecting | error
+    input_device: str = ""
+    output_device: str = ""
+    model: str = ""
+    suppression: bool = True
+    atten_limit_db: float = 100.0
+    sample_rate: int = SAMPLE_RATE_HZ
+    block_size: int = BLOCK_SIZE
+    xruns: int = 0  # PortAudio status flags after the start-up second
+    xruns_startup: int = 0
+    input_overflows: int = 0
+    output_underflows: int = 0
+    late_callbacks: int = 0
+    callback_p50_ms: float = 0.0
+    callback_p99_ms: float = 0.0
+    cpu_load: float = 0.0  # PortAudio's estimate, 0..1 of one core
+    latency_ms: float = 0.0  # end to end: device in + algorithmic + device out
+    device_latency_ms: tuple[float, float] = (0.0, 0.0)
+    model_rtf: float = 0.0  # processing time / audio time
+    insufficient_resources: bool = False
+    errors: int = 0
+    last_error: str = ""
+    restarts: int = 0
+    uptime_s: float = 0.0
+    frames: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def status_line(self) -> str:
+        return (f"{self.state}: in={self.input_device or 'default'} "
+                f"out={self.output_device or 'default'} "
+                f"suppression={'on' if self.suppression else 'off'} "
+                f"limit={self.atten_limit_db:g}dB latency={self.latency_ms:.0f}ms "
+                f"cb p50/p99={self.callback_p50_ms:.2f}/{self.callback_p99_ms:.2f}ms "
+                f"cpu={100 * self.cpu_load:.1f}% rtf={self.model_rtf:.3f} xruns={self.xruns} "
+                f"errors={self.errors}" + (" INSUFFICIENT-RESOURCES"
+                                          if self.insufficient_resources else ""))
+
+
+def _sd():
+    import sounddevice as sd  # imported lazily: dsp/ and the offline CLI never need it
+
+    return sd
+
+
+class Engine:
+    """Devices + stream + supervisor around an :class:`EngineCore`.
+
+    ``input_device``: "" (default), :data:`DEMO_DEVICE`, a PulseAudio/PipeWire source name
+    (routed through PortAudio's ``pulse`` device), or a PortAudio device name/index.
+    ``output_device``: "" (default), :data:`NULL_DEVICE`, a sink name, or a PortAudio device.
+    ``on_status``: optional callable(Diagnostics) called by the supervisor about once a second.
+    """
+
+    def __init__(self, model=None, *, input_device: str = "", output_device: str = "",
+                 atten_limit_db: float = 100.0, suppression: bool = True,
+                 use_comb: bool = True, use_postfilter: bool = True, latency_ms: float = 20.0,
+                 telemetry: Telemetry | None = None,
+                 on_status: Callable[[Diagnostics], None] | None = None) -> None:
+        self.core = EngineCore(model, atten_limit_db=atten_limit_db, suppression=suppression,
+                               use_comb=use_comb, use_postfilter=use_postfilter,
+                               telemetry=telemetry)
+        self.input_device = input_device
+        self.output_device = output_device
+        self.latency_ms = latency_ms
+        self.on_status = on_status
+        self._stream = None
+        self._pacer: threading.Thread | None = None
+        self._pacer_stop = threading.Event()
+        self._lock = threading.RLock()  # control-side only; never taken by the callback
+        self._supervisor: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._state = "stopped"
+        self._demo: np.ndarray | None = None
+        self._demo_pos = 0
+        self._demo_block = np.zeros((MAX_BLOCK, 1), dtype=np.float32)
+        self._last_callback = 0.0
+        self._stream_started = 0.0
+        self._callbacks_since_open = 0
+        self._started_at = 0.0
+        self.restarts = 0
+        self.xruns = 0
+        self.xruns_startup = 0
+        self.input_overflows = 0
+        self.output_underflows = 0
+        self.late_callbacks = 0
+        self._io_latency_s = 0.0
+        self._device_latency = (0.0, 0.0)
+        self.warnings: list[str] = []
+        self._want_restart = threading.Event()
+
+    # ------------------------------------------------------------------ controls
+    @property
+    def telemetry(self) -> Telemetry:
+        return self.core.telemetry
+
+    @property
+    def suppression(self) -> bool:
+        return self.core.suppression
+
+    @suppression.setter
+    def suppression(self, on: bool) -> None:
+        self.core.suppression = on
+
+    @property
+    def atten_limit_db(self) -> float:
+        return self.core.atten_limit_db
+
+    @atten_limit_db.setter
+    def atten_limit_db(self, value: float) -> None:
+        self.core.atten_limit_db = value
+
+    def set_stage(self, name: str, on: bool) -> None:
+        self.core.set_stage(name, on)
+
+    def set_devices(self, input_device: str | None = None,
+                    output_device: str | None = None) -> None:
+        """Switch devices live: the stream is reopened, the Denoiser keeps running."""
+        with self._lock:
+            if input_device is not None:
+                self.input_device = input_device
+            if output_device is not None:
+                self.output_device = output_device
+            if self._state != "stopped":
+                self._close_stream()
+                self._open_stream()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "Engine":
+        with self._lock:
+            if self._state != "stopped":
+                return self
+            self._stop.clear()
+            self._started_at = time.monotonic()
+            self._open_stream()
+            self._supervisor = threading.Thread(target=self._supervise, name="percepnet-supervisor",
+                                                daemon=True)
+            self._supervisor.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        sup = self._supervisor
+        if sup is not None and sup is not threading.current_thread():
+            sup.join(timeout=3.0)
+        with self._lock:
+            self._close_stream()
+            self._state = "stopped"
+
+    close = stop
+
+    def __enter__(self) -> "Engine":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._state == "running"
+
+    # ------------------------------------------------------------------ streams
+    def _uses_demo(self) -> bool:
+        return self.input_device == DEMO_DEVICE
+
+    def _open_stream(self) -> None:
+        """Open and start the stream for the current devices; on failure the state is
+        'reconnecting' and the supervisor retries."""
+        self._callbacks_since_open = 0
+        self._stream_started = time.monotonic()
+        try:
+            if self._uses_demo():
+                if self._demo is None:
+                    self._demo = demo_clip()
+                if self.output_device == NULL_DEVICE:
+                    self._start_pacer()
+                else:
+                    self._stream = self._make_output_stream()
+                    self._stream.start()
+            else:
+                self._stream = self._make_duplex_stream()
+                self._stream.start()
+            now = time.monotonic()
+            self._stream_started = now
+            self._last_callback = now
+            self._state = "running"
+        except Exception as exc:  # noqa: BLE001 - reported, retried by the supervisor
+            self._state = "reconnecting"
+            self.core.last_error = f"cannot open audio device: {type(exc).__name__}: {exc}"
+            log.warning("%s", self.core.last_error)
+            self._close_stream()
+
+    def _close_stream(self) -> None:
+        self._stop_pacer()
+        st, self._stream = self._stream, None
+        if st is not None:
+            try:
+                st.abort(ignore_errors=True)
+                st.close(ignore_errors=True)
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _pa_device(self, name: str, kind: str) -> tuple[Any, dict[str, str]]:
+        """(PortAudio device, env for libpulse) for a device setting."""
+        sd = _sd()
+        if name in ("", None):
+            return None, {}
+        try:
+            index = int(name)
+            return index, {}
+        except ValueError:
+            pass
+        names = [d["name"] for d in sd.query_devices()]
+        if name in names:
+            return name, {}
+        # anything else is a PulseAudio / PipeWire source or sink name, routed through the
+        # ALSA 'pulse' device with libpulse's PULSE_SOURCE / PULSE_SINK (read at open time)
+        var = "PULSE_SOURCE" if kind == "input" else "PULSE_SINK"
+        dev = "pulse" if "pulse" in names else None
+        return dev, {var: name}
+
+    def _open_with_env(self, env: dict[str, str], factory):
+        saved = {k: os.environ.get(k) for k in ("PULSE_SOURCE", "PULSE_SINK")}
+        try:
+            for k in ("PULSE_SOURCE", "PULSE_SINK"):
+                os.environ.pop(k, None)
+            os.environ.update(env)
+            return factory()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def _make_duplex_stream(self):
+        sd = _sd()
+        din, env_in = self._pa_device(self.input_device, "input")
+        dout, env_out = self._pa_device(self.output_device, "output")
+        in_ch = self._channels(din, "input")
+        out_ch = self._channels(dout, "output")
+        return self._open_with_env({**env_in, **env_out}, lambda: sd.Stream(
+            device=(din, dout), samplerate=SAMPLE_RATE_HZ, blocksize=BLOCK_SIZE,
+            channels=(in_ch, out_ch), dtype="float32", latency=self.latency_ms / 1000.0,
+            callback=self._callback, finished_callback=None))
+
+    def _make_output_stream(self):
+        sd = _sd()
+        dout, env_out = self._pa_device(self.output_device, "output")
+        out_ch = self._channels(dout, "output")
+        return self._open_with_env(env_out, lambda: sd.OutputStream(
+            device=dout, samplerate=SAMPLE_RATE_HZ, blocksize=BLOCK_SIZE, channels=out_ch,
+            dtype="float32", latency=self.latency_ms / 1000.0, callback=self._demo_callback))
+
+    @staticmethod
+    def _channels(device, kind: str) -> int:
+        """Mono where the device allows; else its channel count (up to 2)."""
+        sd = _sd()
+        try:
+            info = sd.query_devices(device, kind)
+            avail = int(info[f"max_{kind}_channels"])
+        except Exception:  # noqa: BLE001
+            return 1
+        return 1 if avail >= 1 else max(avail, 1)
+
+    # ------------------------------------------------------------------ callbacks
+    def _note_status(self, status) -> None:
+        if not status:
+            return
+        if time.monotonic() - self._stream_started < STARTUP_GRACE_S:
+            self.xruns_startup += 1
+            return
+        self.xruns += 1
+        if status.input_overflow:
+            self.input_overflows += 1
+        if status.output_underflow:
+            self.output_underflows += 1
+
+    def _after_block(self, frames: int, t_start: float) -> None:
+        now = time.monotonic()
+        self._last_callback = now
+        self._callbacks_since_open += 1
+        if (time.perf_counter() - t_start) > LATE_FRACTION * frames / SAMPLE_RATE_HZ \
+                and now - self._stream_started > STARTUP_GRACE_S:
+            self.late_callbacks += 1
+
+    def _callback(self, indata, outdata, frames, time_info, status) -> None:
+        t0 = time.perf_counter()
+        self._note_status(status)
+        self.core.process_block(indata, outdata)
+        try:
+            self._io_latency_s = time_info.outputBufferDacTime - time_info.inputBufferAdcTime
+        except Exception:  # noqa: BLE001
+            pass
+        self._after_block(frames, t0)
+
+    def _next_demo_block(self, frames: int) -> np.ndarray:
+        buf = self._demo_block[:frames]
+        clip = self._demo
+        pos = self._demo_pos
+        filled = 0
+        while filled < frames:
+            take = min(frames - filled, clip.shape[0] - pos)
+            buf[filled:filled + take, 0] = clip[pos:pos + take]
+            filled += take
+            pos = (pos + take) % clip.shape[0]
+        self._demo_pos = pos
+        return buf
+
+    def _demo_callback(self, outdata, frames, time_info, status) -> None:
+        t0 = time.perf_counter()
+        self._note_status(status)
+        self.core.process_block(self._next_demo_block(frames), outdata)
+        self._after_block(frames, t0)
+
+    # ------------------------------------------------------------------ null output
+    def _start_pacer(self) -> None:
+        self._pacer_stop.clear()
+        self._pacer = threading.Thread(target=self._pace, name="percepnet-null-output", daemon=True)
+        self._pacer.start()
+
+    def _stop_pacer(self) -> None:
+        p, self._pacer = self._pacer, None
+        if p is not None:
+            self._pacer_stop.set()
+            if p is not threading.current_thread():
+                p.join(timeout=2.0)
+
+    def _pace(self) -> None:
+        out = np.zeros((BLOCK_SIZE, 1), dtype=np.float32)
+        period = BLOCK_SIZE / SAMPLE_RATE_HZ
+        next_t = time.monotonic()
+        while not self._pacer_stop.is_set():
+            t0 = time.perf_counter()
+            self.core.process_block(self._next_demo_block(BLOCK_SIZE), out)
+            self._after_block(BLOCK_SIZE, t0)
+            next_t += period
+            delay = next_t - time.monotonic()
+            if delay > 0:
+                self._pacer_stop.wait(delay)
+            elif delay < -0.5:  # fell far behind (machine suspended): resynchronise
+                next_t = time.monotonic()
+
+    # ------------------------------------------------------------------ supervisor
+    def _supervise(self) -> None:
+        last_status = 0.0
+        while not self._stop.wait(0.1):
+            now = time.monotonic()
+            with self._lock:
+                if self._state == "running":
+                    st = self._stream
+                    if self._callbacks_since_open == 0:
+                        stalled = now - self._stream_started > FIRST_CALLBACK_TIMEOUT_S
+                    else:
+                        stalled = now - self._last_callback > STALL_TIMEOUT_S
+                    dead = st is not None and (not st.active or stalled)
+                    if dead:
+                        log.warning("audio stream stopped (device gone or server restarted); "
+                                    "re-initialising")
+                        self._reinit()
+                elif self._state == "reconnecting":
+                    self._reinit()
+            if self.on_status is not None and now - last_status >= 1.0:
+                last_status = now
+                try:
+                    self.on_status(self.diagnostics())
+                except Exception:  # noqa: BLE001
+                    log.exception("status callback failed")
+
+    def _reinit(self) -> None:
+        """Close the stream, re-scan devices (PortAudio terminate/initialize) and reopen."""
+        self._close_stream()
+        self._state = "reconnecting"
+        sd = _sd()
+        try:
+            sd._terminate()
+            sd._initialize()
+        except Exception as exc:  # noqa: BLE001
+            self.core.last_error = f"PortAudio re-initialisation failed: {exc}"
+            time.sleep(0.3)
+            return
+        self._open_stream()
+        if self._state == "running":
+            self.restarts += 1
+            log.info("audio stream running again (restart %d)", self.restarts)
+        else:
+            time.sleep(0.3)
+
+    # ------------------------------------------------------------------ diagnostics
+    def diagnostics(self) -> Diagnostics:
+        core = self.core
+        p50, p99 = core.callback_percentiles_ms()
+        st = self._stream
+        cpu = 0.0
+        dev_lat = (0.0, 0.0)
+        if st is not None:
+            try:
+                cpu = float(st.cpu_load)
+                lat = st.latency
+                dev_lat = (float(lat[0]), float(lat[1])) if isinstance(lat, tuple) \
+                    else (0.0, float(lat))
+            except Exception:  # noqa: BLE001
+                pass
+        io = self._io_latency_s if 0.0 < self._io_latency_s < 2.0 else sum(dev_lat)
+        audio_s = core.samples / SAMPLE_RATE_HZ
+        rtf = core.processing_s_total / audio_s if audio_s > 0 else 0.0
+        recent_xruns = self.xruns
+        insufficient = (p99 > LATE_FRACTION * 1000.0 * BLOCK_SIZE / SAMPLE_RATE_HZ
+                        or self.late_callbacks > 10 or rtf > 0.5)
+        return Diagnostics(
+            state=self._state, input_device=self.input_device, output_device=self.output_device,
+            model=core.model_name, suppression=core.suppression,
+            atten_limit_db=core.atten_limit_db, xruns=recent_xruns,
+            xruns_startup=self.xruns_startup, input_overflows=self.input_overflows,
+            output_underflows=self.output_underflows, late_callbacks=self.late_callbacks,
+            callback_p50_ms=p50, callback_p99_ms=p99, cpu_load=cpu,
+            latency_ms=1000.0 * io + ALGORITHMIC_DELAY_MS,
+            device_latency_ms=(1000.0 * dev_lat[0], 1000.0 * dev_lat[1]), model_rtf=rtf,
+            insufficient_resources=insufficient, errors=core.errors, last_error=core.last_error,
+            restarts=self.restarts,
+            uptime_s=time.monotonic() - self._started_at if self._started_at else 0.0,
+            frames=core.blocks, warnings=list(self.warnings))

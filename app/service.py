@@ -1,0 +1,143 @@
+"""The headless service: ``percepnet run`` (no window), for a systemd user unit or a shell.
+
+Settings come from the shared config file (the window writes the same file); command-line
+flags override them for this run (``--save`` also stores them). With no microphone the
+service runs on the bundled demo clip and says so; with no output device either it paces
+itself ("null output"). Logs a one-line status every ``--status-interval`` seconds, stops
+cleanly on SIGINT/SIGTERM or after ``--duration`` seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+import time
+
+from .settings import Settings, add_arguments, apply_arguments
+
+__all__ = ["add_parser", "run", "build_engine"]
+
+log = logging.getLogger("percepnet.service")
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("run", help="run the suppressor without a window (headless service)",
+                       description="Run the real-time suppressor headless: microphone -> "
+                       "PercepNet -> output device (or the virtual microphone). Flags "
+                       "override the shared config file for this run.")
+    add_arguments(p, ["input_device", "output_device", "atten_limit_db", "suppression",
+                      "use_comb", "use_postfilter", "model", "virtual_mic", "latency_ms"])
+    p.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="stop after S seconds (default: run until SIGINT/SIGTERM)")
+    p.add_argument("--status-interval", type=float, default=10.0, metavar="S",
+                   help="seconds between status lines (default: %(default)s)")
+    p.add_argument("--save", action="store_true", help="store the given flags in the config file")
+    p.add_argument("--config", default=None, metavar="PATH",
+                   help="config file (default: the user config dir, or $PERCEPNET_CONFIG)")
+    return p
+
+
+def _load_model_or_passthrough(name: str):
+    """The model, or None (pass-through) with an error logged: the audio never stops."""
+    from .models import ModelError, default_model_name, load_model
+
+    try:
+        return load_model(name or default_model_name())
+    except ModelError as exc:
+        log.error("cannot load the model (%s); running as pass-through", exc)
+        return None
+
+
+def build_engine(settings: Settings, *, on_status=None, telemetry=None, demo_reason=None):
+    """An :class:`Engine` for ``settings``; picks the demo clip when there is no microphone
+    and the null output when there is no output device. Returns (engine, notes)."""
+    from .devices import has_microphone, has_output, list_devices
+    from .engine import DEMO_DEVICE, NULL_DEVICE, Engine
+
+    notes = []
+    model = _load_model_or_passthrough(settings.model)
+    if model is None:
+        notes.append("no model: pass-through")
+    devices = list_devices()
+    input_device = settings.input_device
+    output_device = settings.output_device
+    if input_device != DEMO_DEVICE and not input_device and not has_microphone(devices):
+        input_device = DEMO_DEVICE
+        notes.append(demo_reason or "no microphone found: playing the bundled demo clip "
+                     "(noisy speech, looped)")
+    if input_device == DEMO_DEVICE and not output_device and not has_output(devices):
+        output_device = NULL_DEVICE
+        notes.append("no output device: processing in real time without playback")
+    engine = Engine(model, input_device=input_device, output_device=output_device,
+                    atten_limit_db=settings.atten_limit_db, suppression=settings.suppression,
+                    use_comb=settings.use_comb, use_postfilter=settings.use_postfilter,
+                    latency_ms=settings.latency_ms, on_status=on_status, telemetry=telemetry)
+    return engine, notes
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = Settings.load(args.config)
+    apply_arguments(settings, args)
+    if args.save:
+        log.info("settings saved to %s", settings.save())
+    vmic = None
+    if settings.virtual_mic:
+        try:
+            from .virtual_mic import get_backend
+        except ImportError as exc:
+            log.error("virtual microphone unavailable: %s", exc)
+        else:
+            vmic = get_backend()
+            status = vmic.ensure()
+            if getattr(status, "present", False):
+                settings.output_device = vmic.sink_name
+                log.info("virtual microphone ready: %s", status)
+            else:
+                log.error("virtual microphone could not be created: %s", status)
+                vmic = None
+    stop = threading.Event()
+    interval = max(args.status_interval, 0.5)
+    last = [0.0]
+
+    def on_status(diag) -> None:
+        now = time.monotonic()
+        if now - last[0] >= interval:
+            last[0] = now
+            print(diag.status_line(), flush=True)
+
+    engine, notes = build_engine(settings, on_status=on_status)
+    for n in notes:
+        print(f"note: {n}", flush=True)
+
+    def handle(signum, frame):  # noqa: ARG001
+        stop.set()
+
+    old = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    keep_alive = None
+    try:
+        if vmic is not None and hasattr(vmic, "keep_alive"):
+            keep_alive = vmic.keep_alive()
+        engine.start()
+        print(f"running: input={engine.input_device or 'default'} "
+              f"output={engine.output_device or 'default'} model={engine.core.model_name} "
+              f"(Ctrl+C stops)", flush=True)
+        stop.wait(args.duration)
+    finally:
+        engine.stop()
+        if keep_alive is not None:
+            try:
+                keep_alive.stop()
+            except Exception:  # noqa: BLE001
+                pass
+        if vmic is not None:
+            try:
+                vmic.remove()
+            except Exception as exc:  # noqa: BLE001
+                log.warning("removing the virtual microphone failed: %s", exc)
+        for s, h in old.items():
+            signal.signal(s, h)
+    diag = engine.diagnostics()
+    print("stopped: " + diag.status_line(), flush=True)
+    return 0
