@@ -7,6 +7,7 @@ output and an input file is never overwritten.
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
 from pathlib import Path
 
@@ -23,11 +24,37 @@ class AudioFileError(Exception):
     """A file that cannot be read or written, with a message fit for the user."""
 
 
+def _wav_shortfall(path: Path) -> tuple[int, int] | None:
+    """(bytes announced, bytes present) of a RIFF/WAVE file whose data chunk is cut short,
+    else None. libsndfile silently reads what is there, so a truncated WAV would otherwise
+    pass as a shorter recording. A data size of 0 or of 2 GiB and more (the placeholders
+    that tools writing to a pipe leave, length unknown) is not a truncation."""
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            pos = 12
+            while pos + 8 <= size:
+                fh.seek(pos)
+                chunk, length = struct.unpack("<4sI", fh.read(8))
+                if chunk == b"data":
+                    present = size - pos - 8
+                    if length == 0 or length >= 0x7FFF0000 or length <= present:
+                        return None
+                    return length, present
+                pos += 8 + length + (length & 1)
+    except OSError:
+        return None
+    return None
+
+
 def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int, str]:
     """Read a sound file as float64 (n_samples, n_channels) in [-1, 1].
 
     Returns (data, sample_rate_hz, subtype). Raises AudioFileError for a missing,
-    unreadable, empty or non-finite file.
+    unreadable, truncated, empty or non-finite file.
     """
     path = Path(path)
     if not path.is_file():
@@ -42,6 +69,12 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int, str]:
         raise AudioFileError(f"{path}: the file has no audio channels")
     if data.shape[0] == 0:
         raise AudioFileError(f"{path}: the file holds no samples")
+    short = _wav_shortfall(path)
+    if short is not None:
+        announced, present = short
+        raise AudioFileError(f"{path}: the file is truncated (its header announces "
+                             f"{announced * data.shape[0] / max(present, 1) / rate:.2f} s of "
+                             f"audio, only {data.shape[0] / rate:.2f} s are there)")
     bad = ~np.isfinite(data)
     if bad.any():
         raise AudioFileError(f"{path}: {int(bad.sum())} samples are NaN or infinite")
@@ -97,7 +130,9 @@ def write_audio(path: str | os.PathLike, data: np.ndarray, rate: int, *,
     try:
         sf.write(tmp, data, rate, subtype=subtype, format=major)
         os.replace(tmp, path)
-    except Exception as exc:
+    except BaseException as exc:  # Ctrl-C during a long write must not leave the temp file
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if not isinstance(exc, Exception):
+            raise
         raise AudioFileError(f"{path}: could not write ({exc})") from None
