@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -82,7 +83,7 @@ def load_model(name_or_path: str | Path) -> Model:
     if not isinstance(manifest, dict):
         raise ModelError(f"{mpath}: the manifest is not a JSON object")
     version = manifest.get("format_version")
-    if version != SUPPORTED_FORMAT:
+    if type(version) is not int or version != SUPPORTED_FORMAT:  # JSON true == 1 in Python
         raise ModelError(f"{mpath}: model format version {version!r} is not supported "
                          f"(this version reads {SUPPORTED_FORMAT})")
     expected = {"sample_rate_hz": SAMPLE_RATE_HZ, "hop_size": HOP_SIZE,
@@ -107,7 +108,7 @@ def load_model(name_or_path: str | Path) -> Model:
     try:
         with np.load(npz, allow_pickle=False) as data:
             weights = {k: data[k] for k in data.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise ModelError(f"{npz}: cannot load the weights ({exc})") from None
     try:
         validate_weights(arch, weights)
