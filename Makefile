@@ -39,9 +39,9 @@ clean:
 
 # --- Training: reproduce the default `small` model end to end (make train) -------------------
 # Mixtures -> feature shards (training.data) -> training.train -> weights/small.{npz,json}.
-# Defaults are sized for about 1 h in all on a 2-core CPU: measured ~3.2 s per batch of
+# Defaults are sized for about 1.3 h in all on a 2-core CPU: measured ~3.2 s per batch of
 # 16 x 10 s crops for `small` (2 torch threads), so 3000 x 10 s mixtures (8.3 h) are ~188
-# batches ~ 10 min per epoch, x 4 epochs ~ 40 min, on an otherwise idle machine; making the
+# batches ~ 10 min per epoch, x 6 epochs ~ 60 min, on an otherwise idle machine; making the
 # data takes roughly 20 min more (training.data, 2 workers). The clean speech is the 13
 # training speakers of training.sources (tuxpaint, festvox-ru, asterisk G.722 voices).
 # Data and checkpoints go to the user cache, never into the repository. An interrupted run
@@ -51,7 +51,7 @@ TRAIN_DATA ?= $(CACHE_DIR)/train-data
 TRAIN_CHECKPOINTS ?= $(CACHE_DIR)/checkpoints/small
 TRAIN_EXAMPLES ?= 3000
 VAL_EXAMPLES ?= 180
-TRAIN_EPOCHS ?= 4
+TRAIN_EPOCHS ?= 6
 TRAIN_BATCH ?= 16
 TRAIN_SEQ_FRAMES ?= 1000
 TRAIN_SEED ?= 1

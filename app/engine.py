@@ -407,6 +407,10 @@ class Engine:
         self._device_latency = (0.0, 0.0)
         self.warnings: list[str] = []
         self._want_restart = threading.Event()
+        self._token = f"{os.getpid()}-{id(self):x}"
+        self._pulse = None  # supervisor's pulsectl connection (lazy)
+        self._last_route_check = 0.0
+        self._reconnect_tries = 0
 
     # ------------------------------------------------------------------ controls
     @property
@@ -465,6 +469,12 @@ class Engine:
         with self._lock:
             self._close_stream()
             self._state = "stopped"
+        if self._pulse is not None:
+            try:
+                self._pulse.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self._pulse = None
 
     close = stop
 
@@ -539,11 +549,15 @@ class Engine:
         return dev, {var: name}
 
     def _open_with_env(self, env: dict[str, str], factory):
-        saved = {k: os.environ.get(k) for k in ("PULSE_SOURCE", "PULSE_SINK")}
+        keys = ("PULSE_SOURCE", "PULSE_SINK", "PULSE_PROP")
+        saved = {k: os.environ.get(k) for k in keys}
         try:
-            for k in ("PULSE_SOURCE", "PULSE_SINK"):
+            for k in keys:
                 os.environ.pop(k, None)
             os.environ.update(env)
+            # tag our streams so the supervisor can find them on the sound server
+            os.environ["PULSE_PROP"] = (f"application.name=PercepNet media.role=phone "
+                                        f"percepnet.stream={self._token}")
             return factory()
         finally:
             for k, v in saved.items():
@@ -676,9 +690,19 @@ class Engine:
                     if dead:
                         log.warning("audio stream stopped (device gone or server restarted); "
                                     "re-initialising")
-                        self._reinit()
+                        src, snk = self._pulse_names()
+                        self._reinit(rescan=not (src or snk))
+                    elif now - self._last_route_check >= 0.5:
+                        self._last_route_check = now
+                        if self._route_lost():
+                            log.info("the chosen device is back; moving the stream to it")
+                            self._reinit(rescan=False)
                 elif self._state == "reconnecting":
-                    self._reinit()
+                    # a routed (sound-server) device only needs reopening; a PortAudio one
+                    # needs a rescan to be seen again
+                    src, snk = self._pulse_names()
+                    self._reinit(rescan=not (src or snk) or self._reconnect_tries % 5 == 4)
+                    self._reconnect_tries += 1
             if self.on_status is not None and now - last_status >= 1.0:
                 last_status = now
                 try:
@@ -686,20 +710,69 @@ class Engine:
                 except Exception:  # noqa: BLE001
                     log.exception("status callback failed")
 
-    def _reinit(self) -> None:
-        """Close the stream, re-scan devices (PortAudio terminate/initialize) and reopen."""
+    def _pulse_names(self) -> tuple[str, str]:
+        """(source, sink) names routed through libpulse, "" where not."""
+        def name(dev: str, kind: str) -> str:
+            if dev in ("", DEMO_DEVICE, NULL_DEVICE):
+                return ""
+            try:
+                _, env = self._pa_device(dev, kind)
+            except Exception:  # noqa: BLE001
+                return ""
+            return env.get("PULSE_SOURCE" if kind == "input" else "PULSE_SINK", "")
+        src = "" if self._uses_demo() else name(self.input_device, "input")
+        return src, name(self.output_device, "output")
+
+    def _route_lost(self) -> bool:
+        """True when the sound server moved our stream off the chosen source/sink (it was
+        unplugged; the server fell back to its default) and the chosen one exists again."""
+        src, snk = self._pulse_names()
+        if not src and not snk:
+            return False
+        try:
+            import pulsectl
+
+            if self._pulse is None:
+                self._pulse = pulsectl.Pulse("percepnet-supervisor")
+            p = self._pulse
+            if src:
+                ours = [so for so in p.source_output_list()
+                        if so.proplist.get("percepnet.stream") == self._token]
+                want = [s for s in p.source_list() if s.name == src]
+                if ours and want and ours[0].source != want[0].index:
+                    return True
+            if snk:
+                ours = [si for si in p.sink_input_list()
+                        if si.proplist.get("percepnet.stream") == self._token]
+                want = [s for s in p.sink_list() if s.name == snk]
+                if ours and want and ours[0].sink != want[0].index:
+                    return True
+        except Exception:  # noqa: BLE001 - server gone: the stall check handles it
+            if self._pulse is not None:
+                try:
+                    self._pulse.close()
+                except Exception:  # noqa: BLE001
+                    pass
+            self._pulse = None
+        return False
+
+    def _reinit(self, rescan: bool = True) -> None:
+        """Close the stream, re-scan devices (PortAudio terminate/initialize, unless the
+        device is routed by the sound server and only has to be reopened) and reopen."""
         self._close_stream()
         self._state = "reconnecting"
         sd = _sd()
-        try:
-            sd._terminate()
-            sd._initialize()
-        except Exception as exc:  # noqa: BLE001
-            self.core.last_error = f"PortAudio re-initialisation failed: {exc}"
-            time.sleep(0.3)
-            return
+        if rescan:
+            try:
+                sd._terminate()
+                sd._initialize()
+            except Exception as exc:  # noqa: BLE001
+                self.core.last_error = f"PortAudio re-initialisation failed: {exc}"
+                time.sleep(0.3)
+                return
         self._open_stream()
         if self._state == "running":
+            self._reconnect_tries = 0
             self.restarts += 1
             log.info("audio stream running again (restart %d)", self.restarts)
         else:

@@ -1,0 +1,51 @@
+"""`percepnet run`: the headless service as a real subprocess against a real PulseAudio."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _service(pulse_server, config: Path, *args: str) -> subprocess.Popen:
+    env = pulse_server.child_env(PERCEPNET_CONFIG=str(config), PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "percepnet", "run", "--status-interval", "1",
+                             *args], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def test_corrupt_config_starts_on_defaults_with_backup(pulse_server, tmp_path):
+    config = tmp_path / "settings.json"
+    config.write_text('{"settings": {"atten_limit_db": 30,')  # cut off mid-write
+    proc = _service(pulse_server, config, "--duration", "2")
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "unreadable" in out and "using defaults" in out
+    assert len(list(tmp_path.glob("settings.json.corrupt-*"))) == 1
+    # no microphone on this server (only null sinks): the demo clip, and it says so
+    assert "no microphone found: playing the bundled demo clip" in out
+    assert "limit=100dB" in out  # defaults, not the half-written 30
+    running = [line for line in out.splitlines() if line.startswith("running: in=")]
+    assert running, out
+    assert "errors=0" in running[-1]
+
+
+def test_sigterm_stops_cleanly(pulse_server, tmp_path):
+    proc = _service(pulse_server, tmp_path / "settings.json", "--atten-limit-db", "12")
+    lines = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if line.startswith("running: in="):
+            break
+    assert any("limit=12dB" in x for x in lines), lines
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, "".join(lines) + out
+    assert "stopped:" in out
+    # the flag was for this run only: nothing saved
+    assert not (tmp_path / "settings.json").exists()
