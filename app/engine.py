@@ -66,6 +66,7 @@ STALL_TIMEOUT_S = 0.75
 FIRST_CALLBACK_TIMEOUT_S = 3.0
 
 _SC = {name: i for i, name in enumerate(SCALAR_FIELDS)}
+_ROUTE_LOCK = threading.RLock()
 
 
 def demo_clip(snr_db: float = 5.0) -> np.ndarray:
@@ -549,6 +550,14 @@ class Engine:
         return dev, {var: name}
 
     def _open_with_env(self, env: dict[str, str], factory):
+        try:  # one lock for every code path that routes a stream through the environment
+            from .virtual_mic_pulse import ROUTE_ENV_LOCK
+        except ImportError:  # pragma: no cover
+            ROUTE_ENV_LOCK = _ROUTE_LOCK
+        with ROUTE_ENV_LOCK:
+            return self._open_with_env_locked(env, factory)
+
+    def _open_with_env_locked(self, env: dict[str, str], factory):
         keys = ("PULSE_SOURCE", "PULSE_SINK", "PULSE_PROP")
         saved = {k: os.environ.get(k) for k in keys}
         try:

@@ -115,20 +115,28 @@ def run(args: argparse.Namespace) -> int:
         stop.set()
 
     old = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
-    keep_alive = None
     try:
-        if vmic is not None and hasattr(vmic, "keep_alive"):
-            keep_alive = vmic.keep_alive()
+        if vmic is not None:
+            def mic_changed(status) -> None:
+                # the sound server restarted or our modules vanished and were rebuilt:
+                # reopen the output stream onto the new sink
+                log.info("virtual microphone rebuilt (%s); reopening the output stream",
+                         getattr(status, "detail", status))
+                engine.set_devices(output_device=vmic.sink_name)
+
+            # the supervisor also keeps a low-latency reader on the sink (an idle null sink
+            # is drained in 2 s bursts and would stall our stream)
+            vmic.start_supervision(on_change=mic_changed)
         engine.start()
         print(f"running: input={engine.input_device or 'default'} "
               f"output={engine.output_device or 'default'} model={engine.core.model_name} "
               f"(Ctrl+C stops)", flush=True)
         stop.wait(args.duration)
     finally:
-        engine.stop()
-        if keep_alive is not None:
+        engine.stop()  # before the mic goes: the server would move our stream to the speakers
+        if vmic is not None and hasattr(vmic, "stop_supervision"):
             try:
-                keep_alive.stop()
+                vmic.stop_supervision()
             except Exception:  # noqa: BLE001
                 pass
         if vmic is not None:

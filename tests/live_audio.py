@@ -1,0 +1,93 @@
+"""Helpers for tests that stream real audio through a real PulseAudio server."""
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import soundfile as sf
+
+from audio_fixtures import load_fixture, mix_at_snr
+
+RATE = 48_000
+
+__all__ = ["RATE", "start_silence_feeder", "noisy_speech", "Recorder", "play", "align",
+           "snr_db", "segment_match"]
+
+
+def start_silence_feeder(server, sink: str) -> subprocess.Popen:
+    return subprocess.Popen(["pacat", "--playback", f"--device={sink}", "--format=float32le",
+                             f"--rate={RATE}", "--channels=1", "--latency-msec=10",
+                             "/dev/zero"], env=server.child_env(), stdin=subprocess.DEVNULL)
+
+
+def noisy_speech(seconds: float, snr_db: float = 5.0):
+    speech = np.concatenate([load_fixture(f"speech_{x}.ogg") for x in ("fr", "ru", "da")])
+    noise = load_fixture("noise_vacuum.ogg")
+    n = int(seconds * RATE)
+    speech = np.tile(speech, int(np.ceil(n / len(speech))))[:n]
+    noise = np.tile(noise, int(np.ceil(n / len(noise))))[:n]
+    speech = 0.25 * speech / np.max(np.abs(speech))
+    noisy = mix_at_snr(speech, noise, snr_db)
+    peak = np.max(np.abs(noisy))
+    if peak > 0.9:
+        speech, noisy = speech * 0.9 / peak, noisy * 0.9 / peak
+    return speech, noisy
+
+
+class Recorder:
+    """``parecord`` from a source into a float32 WAV."""
+
+    def __init__(self, server, source: str, path) -> None:
+        self.path = path
+        self.proc = subprocess.Popen(
+            ["parecord", f"--device={source}", "--format=float32le", f"--rate={RATE}",
+             "--channels=1", "--latency-msec=10", "--file-format=wav", str(path)],
+            env=server.child_env(), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def stop(self) -> np.ndarray:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        x, sr = sf.read(self.path, dtype="float64")
+        assert sr == RATE
+        return x
+
+
+def play(server, sink: str, path, wait: bool = True):
+    proc = subprocess.Popen(["paplay", f"--device={sink}", "--latency-msec=10", str(path)],
+                            env=server.child_env(), stdin=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    if wait:
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    return proc
+
+
+def align(ref: np.ndarray, rec: np.ndarray, max_lag: int) -> int:
+    """Lag (samples) of ``ref`` inside ``rec`` by FFT cross-correlation."""
+    n = 1 << int(np.ceil(np.log2(len(ref) + len(rec))))
+    c = np.fft.irfft(np.fft.rfft(rec, n) * np.conj(np.fft.rfft(ref, n)), n)
+    return int(np.argmax(c[:max_lag]))
+
+
+def snr_db(clean: np.ndarray, x: np.ndarray) -> float:
+    a = np.dot(x, clean) / np.dot(clean, clean)  # best scale
+    err = x - a * clean
+    return 10 * np.log10(np.sum((a * clean) ** 2) / np.sum(err ** 2))
+
+
+def segment_match(ref: np.ndarray, rec: np.ndarray, seconds: float = 1.0,
+                  skip: int = 1) -> list[float]:
+    """Correlation of each ``seconds`` segment of ``ref`` with its best-aligned match in
+    ``rec`` (each segment aligned on its own: a glitch may shift what follows)."""
+    seg = int(seconds * RATE)
+    lag = align(ref, rec, max_lag=max(len(rec) - len(ref), 1))
+    out = []
+    for k in range(skip, len(ref) // seg):
+        a, b = k * seg, (k + 1) * seg
+        r = ref[a:b]
+        win = rec[max(lag + a - 4800, 0):lag + b + 4800]
+        if len(win) < len(r):
+            out.append(0.0)
+            continue
+        j = align(r, win, max_lag=len(win) - len(r) + 1)
+        out.append(float(np.corrcoef(r, win[j:j + len(r)])[0, 1]))
+    return out
