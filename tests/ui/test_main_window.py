@@ -1,0 +1,209 @@
+"""The window's controls, settings, device pickers and virtual-microphone panel (fake
+engine and fake back-end: fast and deterministic)."""
+from __future__ import annotations
+
+import json
+import threading
+
+from PyQt6.QtCore import Qt
+from PyQt6.QtTest import QTest
+
+from percepnet.app.devices import Device
+from percepnet.app.engine import DEMO_DEVICE, NULL_DEVICE
+from percepnet.app.settings import PARAMS, Settings
+from percepnet.ui.main_window import FIRST_RUN_HINT, VIEW_FPS
+from percepnet.ui.virtual_mic_panel import VirtualMicController, load_backend
+
+MIC = Device("alsa_input.usb-mic", "USB Microphone", "input", "pulse")
+MIC2 = Device("alsa_input.headset", "Headset Microphone", "input", "pulse")
+SPK = Device("alsa_output.speakers", "Speakers", "output", "pulse")
+
+
+def test_controls_are_built_from_the_param_registry(make_window, fake_engine):
+    w = make_window(fake_engine)
+    p = PARAMS["atten_limit_db"]
+    assert (w.atten_slider.slider.minimum(), w.atten_slider.slider.maximum()) == p.range == (0, 100)
+    assert w.atten_slider.title.text() == p.label
+    assert p.help[5:40] in w.atten_slider.slider.toolTip()
+    assert w.comb_check.text() == PARAMS["use_comb"].label
+    assert PARAMS["use_postfilter"].help[5:30] in w.postfilter_check.toolTip()
+    assert w.monitor_check.text() == PARAMS["monitor"].label
+    assert w.suppress_button.isChecked() and "ON" in w.suppress_button.text()
+    assert w._view_timer.interval() <= 1000 / 30 and VIEW_FPS >= 30
+    assert w._diag_timer.interval() == 500  # diagnostics at 2 Hz, not per frame
+
+
+def test_toggle_shortcut_slider_and_stages_drive_the_engine(make_window, fake_engine, settings,
+                                                            qtbot):
+    w = make_window(fake_engine)
+    qtbot.mouseClick(w.suppress_button, Qt.MouseButton.LeftButton)
+    assert fake_engine.suppression is False and settings.suppression is False
+    assert "OFF" in w.suppress_button.text()
+    w.activateWindow()
+    qtbot.waitUntil(lambda: w.isActiveWindow(), timeout=2000)
+    QTest.keyClick(w, Qt.Key.Key_Space, Qt.KeyboardModifier.ControlModifier)
+    assert fake_engine.suppression is True and w.suppress_button.isChecked()
+
+    w.atten_slider.slider.setValue(30)
+    assert fake_engine.atten_limit_db == 30.0 and settings.atten_limit_db == 30.0
+    assert "30 dB" in w.atten_slider.value_label.text()
+    QTest.keyClick(w, Qt.Key.Key_Down, Qt.KeyboardModifier.ControlModifier)
+    assert fake_engine.atten_limit_db == 25.0
+
+    w.comb_check.setChecked(False)
+    assert fake_engine.stages["use_comb"] is False and settings.use_comb is False
+    QTest.keyClick(w, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
+    assert fake_engine.stages["use_postfilter"] is False and settings.use_postfilter is False
+
+    w.monitor_check.setEnabled(True)
+    w.monitor_check.setChecked(True)
+    assert fake_engine.monitor is True and settings.monitor is True
+
+
+def test_status_bar_shows_diagnostics(make_window, fake_engine):
+    w = make_window(fake_engine)
+    w.update_status()
+    assert w.latency_label.text() == "latency 63 ms"
+    assert w.cpu_label.text() == "CPU 5.0 %"
+    assert w.xrun_label.text() == "xruns 2"
+    assert w.model_label.text() == "model fake"
+    assert "running" in w.state_label.text()
+
+
+def test_settings_are_saved_debounced_and_first_run_hint(make_window, fake_engine, tmp_path,
+                                                         qtbot):
+    path = tmp_path / "cfg.json"
+    s = Settings(path=path)  # first run: first_run_done is False
+    w = make_window(fake_engine, settings=s, persist=True)
+    assert FIRST_RUN_HINT in w.visible_banner_texts()
+    assert FIRST_RUN_HINT == "Meeting apps must be restarted to see “PercepNet Microphone”."
+    w.atten_slider.slider.setValue(40)
+    w.atten_slider.slider.setValue(45)
+    assert w._save_timer.isActive()  # debounced: not written on every slider step
+
+    def saved():
+        return json.loads(path.read_text())["settings"] if path.exists() else {}
+
+    assert saved().get("atten_limit_db") != 45.0
+    qtbot.waitUntil(lambda: saved().get("atten_limit_db") == 45.0, timeout=3000)
+    assert saved()["first_run_done"] is True
+    w.banners["first_run"].findChild(type(w.self_test_button)).click()
+    assert FIRST_RUN_HINT not in w.visible_banner_texts()
+    w.suppress_button.click()
+    w.close()  # saves at once, no debounce wait
+    assert Settings.load(path).suppression is False
+    # the next start shows no hint
+    w2 = make_window(fake_engine, settings=Settings.load(path), persist=False)
+    assert FIRST_RUN_HINT not in w2.visible_banner_texts()
+
+
+def test_notes_are_shown_as_banners(make_window, fake_engine):
+    note = "no microphone found: playing the bundled demo clip (noisy speech, looped)"
+    w = make_window(fake_engine, notes=[note])
+    assert "No microphone found: playing the bundled demo clip" in w.visible_banner_texts()[0]
+
+
+def test_device_pickers_keep_the_selection_across_hotplug(make_window, fake_engine, settings,
+                                                          qtbot):
+    w = make_window(fake_engine)
+    w.on_devices_listed([MIC, MIC2, SPK])
+    assert w.input_combo.ids() == ["", MIC.id, MIC2.id, DEMO_DEVICE]
+    assert w.output_combo.ids() == ["", SPK.id]
+    w.input_combo.activated.emit(w.input_combo.findData(MIC2.id))
+    w.wait_engine_ops()
+    assert settings.input_device == MIC2.id
+    assert fake_engine.device_calls[-1][0] == MIC2.id
+    assert fake_engine.device_calls[-1][2].startswith("percepnet-ui-engine")  # not GUI thread
+    w.on_devices_listed([MIC, SPK])  # headset unplugged: still selected, marked
+    assert w.input_combo.current_id() == MIC2.id
+    assert w.input_combo.currentText() == f"{MIC2.id} (not connected)"
+    w.on_devices_listed([MIC, MIC2, SPK])  # plugged back in
+    assert w.input_combo.current_id() == MIC2.id
+    assert w.input_combo.currentText() == MIC2.label
+    calls = len(fake_engine.device_calls)
+    w.output_combo.activated.emit(w.output_combo.findData(SPK.id))
+    w.wait_engine_ops()
+    assert settings.output_device == SPK.id and len(fake_engine.device_calls) == calls + 1
+
+
+def test_device_watcher_polls_in_a_thread_and_reports_changes(make_window, fake_engine, qtbot):
+    listed = [[SPK]]
+    threads = set()
+
+    def lister():
+        threads.add(threading.current_thread().name)
+        return list(listed[0])
+
+    w = make_window(fake_engine, watch_devices=True, device_lister=lister)
+    w.watcher.interval_s = 0.05
+    qtbot.waitUntil(lambda: SPK.id in w.output_combo.ids(), timeout=3000)
+    listed[0] = [MIC, SPK]  # hot-plug
+    w.watcher.poll_now()
+    qtbot.waitUntil(lambda: MIC.id in w.input_combo.ids(), timeout=3000)
+    assert threads == {"percepnet-ui-devices"}
+
+
+def test_demo_fallback_switches_to_a_microphone_that_appears(make_window, settings, fakes):
+    engine = fakes.Engine(input_device=DEMO_DEVICE, output_device=NULL_DEVICE)
+    w = make_window(engine, notes=["no microphone found: playing the bundled demo clip"])
+    assert w.input_combo.current_id() == DEMO_DEVICE
+    assert w.output_combo.current_id() == NULL_DEVICE
+    w.on_devices_listed([SPK])  # still no microphone: stay on the demo
+    w.wait_engine_ops()
+    assert engine.device_calls == []
+    w.on_devices_listed([MIC, SPK])
+    w.wait_engine_ops()
+    assert engine.device_calls[-1][:2] == ("", "")  # default mic, default output
+    assert any("microphone is now available" in t for t in w.visible_banner_texts())
+    assert not any("demo clip" in t.lower() and "playing" in t.lower()
+                   for t in w.visible_banner_texts())
+    assert settings.input_device == ""  # nothing the user did not choose is saved
+
+
+def test_virtual_mic_unavailable_is_handled(make_window, fake_engine, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "percepnet.app.virtual_mic", None)  # import fails
+    backend, reason = load_backend()
+    assert backend is None and "not available" in reason
+    w = make_window(fake_engine, vmic=VirtualMicController())
+    assert w.vmic_label.text() == "virtual mic: unavailable"
+    assert not w.self_test_button.isEnabled() and not w.vmic_check.isEnabled()
+    assert w.run_self_test() is False
+
+
+def test_self_test_runs_off_the_gui_thread(make_window, fake_engine, qtbot, fakes):
+    backend = fakes.VirtualMic(test_s=0.4)
+    w = make_window(fake_engine, vmic=VirtualMicController(backend))
+    assert w.self_test_button.isEnabled()
+    w.self_test_button.click()
+    # the click returned at once: the button shows the test running, the GUI is responsive
+    assert not w.self_test_button.isEnabled() and w.self_test_button.text() == "Testing…"
+    qtbot.waitUntil(lambda: w.self_test_result is not None, timeout=3000)
+    assert w.self_test_result[0] is True and "tone read back" in w.self_test_result[1]
+    assert len(backend.threads) == 1 and backend.threads[0].startswith("percepnet-ui-vmic")
+    qtbot.waitUntil(w.self_test_button.isEnabled, timeout=2000)
+    assert w.self_test_button.text() == "Self-test"
+
+
+def test_virtual_mic_mode_routes_the_output_and_back(make_window, fake_engine, settings, qtbot,
+                                                     fakes):
+    settings.output_device = SPK.id
+    backend = fakes.VirtualMic()
+    w = make_window(fake_engine, vmic=VirtualMicController(backend))
+    assert not w.monitor_check.isEnabled()
+    w.vmic_check.setChecked(True)
+    qtbot.waitUntil(lambda: fake_engine.output_device == "percepnet_mic_sink", timeout=3000)
+    assert settings.virtual_mic is True and w.monitor_check.isEnabled()
+    assert "ready" in w.vmic_label.text()
+    w.vmic_check.setChecked(False)
+    qtbot.waitUntil(lambda: fake_engine.output_device == SPK.id, timeout=3000)
+    w.close()
+    assert backend.removed == 1  # created by the window, removed at exit
+
+
+def test_start_minimized_without_a_tray(make_window, fake_engine):
+    w = make_window(fake_engine)
+    assert w.tray is None  # offscreen has no system tray
+    w.start_minimized()
+    assert w.isMinimized()

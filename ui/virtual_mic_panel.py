@@ -1,0 +1,227 @@
+"""The virtual microphone as the window sees it: state, self-test, on/off — every call to the
+back-end runs in a worker thread (they talk to the sound server and the self-test plays a
+0.5 s tone), results come back through queued Qt signals.
+
+The back-end (``percepnet.app.virtual_mic.get_backend()``) is optional: when the module is
+missing, or creating the back-end fails, the controller reports "unavailable" and the
+window disables its controls.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+from PyQt6.QtCore import QObject, pyqtSignal
+
+__all__ = ["VirtualMicController", "load_backend"]
+
+log = logging.getLogger("percepnet.ui")
+
+
+def load_backend() -> tuple[Any | None, str]:
+    """(back-end, "") or (None, why it is unavailable)."""
+    try:
+        from percepnet.app import virtual_mic
+    except Exception as exc:  # noqa: BLE001 - ImportError or a broken module alike
+        return None, f"module not available ({type(exc).__name__}: {exc})"
+    get_backend = getattr(virtual_mic, "get_backend", None)
+    if get_backend is None:
+        return None, "module has no get_backend()"
+    try:
+        backend = get_backend()
+    except Exception as exc:  # noqa: BLE001
+        return None, f"{type(exc).__name__}: {exc}"
+    for name in ("status", "self_test"):
+        if not callable(getattr(backend, name, None)):
+            return None, f"back-end has no {name}()"
+    return backend, ""
+
+
+def _describe_status(st: Any) -> tuple[str, bool]:
+    """One line for the status bar and whether the microphone is present."""
+    present = bool(getattr(st, "present", False))
+    desc = getattr(st, "description", None) or "PercepNet Microphone"
+    if present:
+        readers = getattr(st, "readers", ()) or ()
+        who = f", used by {', '.join(readers)}" if readers else ""
+        return f"virtual mic: ready (“{desc}”{who})", True
+    detail = getattr(st, "detail", "") or "absent"
+    return f"virtual mic: off — {detail}", False
+
+
+def _describe_self_test(res: Any) -> tuple[bool, str]:
+    ok = bool(getattr(res, "ok", False))
+    lines = res.lines() if callable(getattr(res, "lines", None)) else [str(res)]
+    return ok, "\n".join(str(x) for x in lines)
+
+
+class VirtualMicController(QObject):
+    """Runs the back-end's calls off the GUI thread, one at a time.
+
+    Signals: :attr:`status_changed` (text, present), :attr:`self_test_done` (ok, text),
+    :attr:`enabled_changed` (on, sink name or "", text, requested state),
+    :attr:`busy_changed` (busy).
+    """
+
+    status_changed = pyqtSignal(str, bool)
+    self_test_done = pyqtSignal(bool, str)
+    enabled_changed = pyqtSignal(bool, str, str, bool)
+    busy_changed = pyqtSignal(bool)
+
+    def __init__(self, backend: Any | None = None, reason: str = "", *,
+                 autoload: bool = True, parent=None) -> None:
+        super().__init__(parent)
+        if backend is None and autoload and not reason:
+            backend, reason = load_backend()
+        self.backend = backend
+        self.reason = reason or ("" if backend is not None else "not available")
+        self._lock = threading.Lock()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="percepnet-ui-vmic")
+        self._busy = False
+        self._loud = 0  # queued or running operations that are not status refreshes
+        self._status_pending = False
+        self._test_pending = False
+        self._closed = False
+        self.created = False  # ensure() was called by us (remove() at exit)
+        self._keep_alive = None
+        self.last_text = ("virtual mic: unavailable" if backend is None
+                          else "virtual mic: checking…")
+        self.last_present = False
+
+    @property
+    def available(self) -> bool:
+        return self.backend is not None
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    # ------------------------------------------------------------------ operations
+    def refresh_status(self) -> bool:
+        """Query the state in the background; False when busy or unavailable."""
+        return self._run(self._do_status, quiet=True)
+
+    def run_self_test(self) -> bool:
+        """Queue the self-test; False when unavailable or one is already pending."""
+        return self._run(self._do_self_test)
+
+    def set_enabled(self, on: bool) -> bool:
+        """Create (on) the virtual microphone; off just reports (the device stays present
+        while the app runs, so meeting apps keep seeing it)."""
+        return self._run(lambda: self._do_enable(on))
+
+    def remove_if_created(self) -> None:
+        """At exit, synchronously: take away what we created (never raises)."""
+        self.close()
+        if self.backend is None or not self.created:
+            return
+        ka, self._keep_alive = self._keep_alive, None
+        if ka is not None:
+            try:
+                ka.stop()
+            except Exception as exc:  # noqa: BLE001
+                log.warning("stopping the virtual microphone keep-alive failed: %s", exc)
+        try:
+            self.backend.remove()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("removing the virtual microphone failed: %s", exc)
+
+    # ------------------------------------------------------------------ internals
+    def _run(self, fn: Callable[[], None], quiet: bool = False) -> bool:
+        """Queue ``fn`` on the worker thread (one operation at a time, in order). A quiet
+        status refresh is dropped while another one is still queued; a self-test is refused
+        while one is pending; everything else queues."""
+        if self.backend is None or self._closed:
+            return False
+        became_busy = False
+        with self._lock:
+            if quiet and self._status_pending:
+                return True
+            if fn == self._do_self_test and self._test_pending:
+                return False
+            if quiet:
+                self._status_pending = True
+            if fn == self._do_self_test:
+                self._test_pending = True
+            if not quiet:
+                self._loud += 1
+                became_busy = self._loud == 1
+                self._busy = True
+        if became_busy:
+            self.busy_changed.emit(True)
+
+        def work() -> None:
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - report, never crash the window
+                log.warning("virtual microphone: %s", exc)
+                self._emit_status(f"virtual mic: error — {type(exc).__name__}: {exc}", False)
+            finally:
+                done = False
+                with self._lock:
+                    if quiet:
+                        self._status_pending = False
+                    if fn == self._do_self_test:
+                        self._test_pending = False
+                    if not quiet:
+                        self._loud -= 1
+                        done = self._loud == 0
+                        if done:
+                            self._busy = False
+                if done:
+                    self.busy_changed.emit(False)
+
+        try:
+            self._worker.submit(work)
+        except RuntimeError:  # shut down
+            return False
+        return True
+
+    def close(self) -> None:
+        """Stop accepting work; waits for the running operation (at most a self-test)."""
+        self._closed = True
+        self._worker.shutdown(wait=True, cancel_futures=True)
+
+    def _emit_status(self, text: str, present: bool) -> None:
+        self.last_text, self.last_present = text, present
+        self.status_changed.emit(text, present)
+
+    def _do_status(self) -> None:
+        text, present = _describe_status(self.backend.status())
+        self._emit_status(text, present)
+
+    def _do_self_test(self) -> None:
+        try:
+            ok, text = _describe_self_test(self.backend.self_test())
+        except Exception as exc:  # noqa: BLE001 - self_test should not raise; report if it does
+            ok, text = False, f"self-test: FAILED\ndetail: {type(exc).__name__}: {exc}"
+        self.self_test_done.emit(ok, text)
+        self._do_status()
+
+    def _do_enable(self, on: bool) -> None:
+        if not on:
+            self.enabled_changed.emit(False, "", "virtual mic mode off: output to the speakers",
+                                      False)
+            self._do_status()
+            return
+        ensure = getattr(self.backend, "ensure", None)
+        if not callable(ensure):
+            self.enabled_changed.emit(False, "", "virtual mic: this back-end cannot create "
+                                      "the device", True)
+            return
+        st = ensure()
+        self.created = True
+        text, present = _describe_status(st)
+        self._emit_status(text, present)
+        sink = getattr(self.backend, "sink_name", None) or getattr(st, "sink_name", None) or ""
+        keep_alive = getattr(self.backend, "keep_alive", None)
+        if present and sink and self._keep_alive is None and callable(keep_alive):
+            # like the headless service: a low-latency reader on the sink keeps audio flowing
+            # into the microphone promptly even when no meeting app records yet
+            self._keep_alive = keep_alive()
+        if present and sink:
+            self.enabled_changed.emit(True, str(sink), text, True)
+        else:
+            self.enabled_changed.emit(False, "", text, True)
