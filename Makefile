@@ -24,8 +24,17 @@ $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	@touch $@
 
+# The window; with no screen (no DISPLAY/WAYLAND_DISPLAY, QT_QPA_PLATFORM unset, not macOS)
+# the headless service runs on the bundled demo clip for 30 s instead, and says so.
 run: $(STAMP)
-	$(PY) -m percepnet demo
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY$$QT_QPA_PLATFORM" ] || [ "$$(uname -s)" = Darwin ]; then \
+		$(PY) -m percepnet gui; \
+	else \
+		echo "make run: no screen here (DISPLAY and WAYLAND_DISPLAY unset), so instead of the window"; \
+		echo "make run: the headless service plays the bundled demo clip for 30 s (percepnet run)."; \
+		echo "make run: on a desktop, 'make run' opens the window; 'percepnet gui --self-test 5' checks it headless."; \
+		$(PY) -m percepnet run --input-device demo --duration 30; \
+	fi
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -1,6 +1,7 @@
 """The ``percepnet`` command line.
 
 Commands so far:
+- ``percepnet gui [--demo] [--minimized] [--self-test SECONDS]``: the window.
 - ``percepnet run [--input-device DEV] [--output-device DEV] [--atten-limit-db DB]
   [--virtual-mic] [--duration S]``: the headless real-time service.
 - ``percepnet mic {status,remove,self-test}``: the virtual microphone.
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         mic_cli = None
     if mic_cli is not None:
         mic_cli.add_parser(sub)
+    from percepnet.ui import launcher  # imports no Qt until the window opens
+
+    launcher.add_parser(sub)
 
     d = sub.add_parser("demo", help="run the oracle chain on the bundled demo clip",
                        description="Mix the bundled demo speech with noise at 5 dB and write the "
@@ -104,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
             from percepnet.app import service
 
             return service.run(args)
+        elif args.command == "gui":
+            from percepnet.ui import launcher
+
+            return launcher.run(args)
         elif args.command == "mic":
             from percepnet.app import mic_cli
 
