@@ -35,6 +35,7 @@ from percepnet.dsp.blockops import fan_out, mixdown, peak_abs, ring_write
 from percepnet.dsp.constants import (ALGORITHMIC_DELAY_MS, ALGORITHMIC_DELAY_SAMPLES,
                                      HOP_SIZE, N_BINS, SAMPLE_RATE_HZ, WINDOW_SIZE)
 from percepnet.dsp.denoiser import Denoiser, FrameInfo
+from percepnet.dsp.pitch import VOICING_THRESHOLD
 from percepnet.dsp.spectrum import SPECTRUM_FLOOR_DB, log_spectrum_db, make_spectrum_state
 
 from .telemetry import SCALAR_FIELDS, Telemetry
@@ -247,7 +248,8 @@ class EngineCore:
         tel.bands_in.push(info.input_band_db)
         tel.bands_out.push(info.output_band_db)
         row = tel.scalars.slot()
-        row[_SC["pitch_hz"]] = info.pitch_hz if info.voicing > 0.0 else 0.0
+        # the pitch track shows voiced frames only (the comb filter's own voicing decision)
+        row[_SC["pitch_hz"]] = info.pitch_hz if info.voicing >= VOICING_THRESHOLD else 0.0
         row[_SC["voicing"]] = info.voicing
         row[_SC["speech_presence"]] = info.speech_presence
         row[_SC["processing_us"]] = info.processing_us
