@@ -339,7 +339,8 @@ def main(argv: list[str] | None = None) -> str:
     }
     cmd = "python -m benchmarks.soak " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [f"# Soak: {audio_s / 3600:.2f} h of audio through one streaming Denoiser",
-             "", f"Command: `{cmd.strip()}` (the full run: `python -m benchmarks.soak --hours 2`). "
+             "", f"Command: `{cmd.strip()}`"
+             f"{'' if args.hours == 2 else ' (the full run: `python -m benchmarks.soak --hours 2`)'}. "
              f"Model `{model.path}`, {'VNNI' if den.network.uses_vnni else 'portable'} kernel; "
              f"{streamer.blocks} blocks of 1-4096 samples; glibc mmap threshold "
              f"{'pinned' if pinned else 'not pinned (RSS may jump by a chunk)'}; input scenes: " +
