@@ -83,3 +83,38 @@ train: $(TRAIN_STAMP) $(TRAIN_DATA_STAMP)
 		--epochs $(TRAIN_EPOCHS) --batch $(TRAIN_BATCH) --seq-frames $(TRAIN_SEQ_FRAMES) \
 		--seed $(TRAIN_SEED) --out weights --name small --checkpoints $(TRAIN_CHECKPOINTS) \
 		--resume $(if $(TRAIN_MAX_MINUTES),--max-minutes $(TRAIN_MAX_MINUTES))
+
+# --- Packaging: one-folder bundle and Linux desktop integration (packaging/) ---------------
+# make package          dist/percepnet/ (run dist/percepnet/percepnet) + a .tar.gz of it
+# make package-smoke    builds it, then runs it: --version, `run` on the demo clip, and the
+#                       window's offscreen self-test (packaging/smoke.sh)
+# make install-desktop  menu entry, icon, autostart entry and systemd user unit for this
+#                       user (PERCEPNET_EXEC=path picks the command; default: .venv's)
+PACKAGE_STAMP := $(VENV)/.package-stamp
+PACKAGE_TARBALL := dist/percepnet-linux-$(shell uname -m).tar.gz
+PERCEPNET_EXEC ?=
+
+.PHONY: package package-smoke install-desktop uninstall-desktop
+
+$(PACKAGE_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[package]'
+	@touch $@
+
+package: $(PACKAGE_STAMP)
+	@bash packaging/system-deps.sh $(PYTHON) --package
+	rm -rf dist/percepnet $(PACKAGE_TARBALL)
+	$(PY) -m PyInstaller --noconfirm --log-level WARN --distpath dist \
+		--workpath build/pyinstaller packaging/percepnet.spec
+	cp packaging/install-desktop.sh dist/percepnet/
+	cp -r packaging/linux dist/percepnet/linux
+	tar -C dist -czf $(PACKAGE_TARBALL) percepnet
+	@du -sh dist/percepnet $(PACKAGE_TARBALL)
+
+package-smoke: package
+	bash packaging/smoke.sh dist/percepnet
+
+install-desktop:
+	bash packaging/install-desktop.sh $(if $(PERCEPNET_EXEC),--exec $(PERCEPNET_EXEC))
+
+uninstall-desktop:
+	bash packaging/install-desktop.sh --uninstall

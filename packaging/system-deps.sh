@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # Install the Debian/Ubuntu packages PercepNet Desktop needs, only those that are missing.
-# Usage: packaging/system-deps.sh PYTHON
+# Usage: packaging/system-deps.sh PYTHON [--package]
+#   --package: also what `make package` needs (PyInstaller uses objdump from binutils) and
+#   the X11 libraries Qt's xcb platform plugin links to that are not always installed, so
+#   that PyInstaller copies them into the bundle (desktops without them still start it).
 # Fails loudly (exit 1) when something is missing and cannot be installed.
 set -euo pipefail
 python=${1:-python3}
+for_package=0
+[ "${2:-}" = "--package" ] && for_package=1
 
-pkgs=(libportaudio2 libasound2-plugins libsndfile1 pulseaudio pulseaudio-utils)
+# desktop-file-utils: tests/packaging validate the .desktop entries with desktop-file-validate.
+pkgs=(libportaudio2 libasound2-plugins libsndfile1 pulseaudio pulseaudio-utils desktop-file-utils)
+if [ "$for_package" -eq 1 ]; then
+  pkgs+=(binutils libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0)
+fi
 # venv/ensurepip are split out of Debian's python3 package.
 if ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
   pkgs+=(python3-venv)
