@@ -306,6 +306,19 @@ def build_report(rows: list[dict], systems: list[str], meta: dict, out_dir: Path
         if lags and any(v != 0 for v in lags):
             lag += f" ({sum(v != 0 for v in lags)} items ≠ 0)"
         lines.append(f"| {s} | " + " | ".join(cells) + f" | {lag} |")
+    # The training issue's acceptance subset: validation speakers at 0-10 dB input SNR.
+    sub = [r for r in rows if 0.0 <= r["snr_db"] < 10.0]
+    if sub:
+        sub_fb = [r for r in sub if r["bandwidth_hz"] >= FULLBAND_HZ]
+        lines += ["", f"## Input SNR 0-10 dB ({len(sub)} items, dry and reverberant)", "",
+                  "| system | PESQ-WB | STOI | SI-SDR dB | DNSMOS OVRL | LSD 8-16 kHz dB | "
+                  "LSD 16-20 kHz dB |", "|---|---|---|---|---|---|---|"]
+        for s_ in systems:
+            lines.append(f"| {s_} | " + " | ".join(
+                _fmt(_mean(pool, s_, k), f) for k, f, pool in (
+                    ("pesq", "{:.2f}", sub), ("stoi", "{:.3f}", sub), ("si_sdr", "{:.2f}", sub),
+                    ("ovrl", "{:.2f}", sub), ("lsd_8_16", "{:.2f}", sub_fb),
+                    ("lsd_16_20", "{:.2f}", sub_fb))) + " |")
     labels = {m[0]: m[1] for m in METRICS}
     for title, key, groups in (("input SNR (dB)", "snr_bin", snr_groups),
                                ("noise kind", "kind", kinds),
