@@ -349,6 +349,7 @@ class MainWindow(QMainWindow):
         self.vmic.self_test_done.connect(self._on_self_test_done)
         self.vmic.enabled_changed.connect(self._on_vmic_enabled)
         self.vmic.busy_changed.connect(self._on_vmic_busy)
+        self.vmic.rebuilt.connect(self._on_vmic_rebuilt)
 
     def _build_shortcuts(self) -> None:
         def add(keys: str, fn) -> None:
@@ -553,6 +554,12 @@ class MainWindow(QMainWindow):
             self.vmic_check.blockSignals(False)
             self.monitor_check.setEnabled(False)
 
+    def _on_vmic_rebuilt(self, sink: str) -> None:
+        """The virtual microphone was rebuilt (sound-server restart): reopen our output."""
+        if self._vmic_sink:
+            self._vmic_sink = sink
+            self._switch_devices(output_device=sink)
+
     def _on_vmic_status(self, text: str, present: bool) -> None:
         self.vmic_label.setText(text)
         self.vmic_label.setStyleSheet("" if present else "color:#8a94a6;")
@@ -736,8 +743,10 @@ class MainWindow(QMainWindow):
             self.quit_requested.emit()
 
     def shutdown(self) -> None:
-        """Stop timers and workers and save the settings (idempotent). The engine itself is
-        stopped by its owner."""
+        """Stop timers and workers and save the settings (idempotent). The engine is stopped
+        by its owner, except when the window created the virtual microphone: then the engine
+        stops first (else the sound server moves our stream to the speakers) and the
+        microphone is removed, as the headless service does."""
         if self._shut_down:
             return
         self._shut_down = True
@@ -746,6 +755,8 @@ class MainWindow(QMainWindow):
         if self.watcher is not None:
             self.watcher.stop()
         self._engine_ops.shutdown(wait=True, cancel_futures=True)
+        if self.vmic.created and callable(getattr(self.engine, "stop", None)):
+            self.engine.stop()
         self.vmic.remove_if_created()
         self.save_settings()
         if self.tray is not None:

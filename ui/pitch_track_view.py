@@ -29,12 +29,17 @@ class PitchTrackView(pg.PlotWidget):
         plot.setLabel("left", "Hz")
         plot.setLabel("bottom", "s")
         plot.showGrid(y=True, alpha=0.2)
+        # a line through consecutive voiced frames plus a dot on each (a voiced frame
+        # between two unvoiced ones has no line segment to show it)
         self.curve = plot.plot(self.x, self.buffer.view(), pen=pg.mkPen(PITCH_COLOR, width=2),
                                connect="finite")
+        self.dots = pg.ScatterPlotItem(size=4, pen=None, brush=PITCH_COLOR)
+        plot.addItem(self.dots)
         plot.setXRange(self.x[0], 0.0, padding=0)
         plot.setYRange(*PITCH_RANGE_HZ, padding=0)
         self._dirty = False
         self._scratch = np.zeros(0, dtype=np.float32)
+        self.voiced_received = 0  # voiced frames seen so far
 
     def push_pitch(self, pitch_hz: np.ndarray) -> None:
         """Append per-frame pitch values; values <= 0 (unvoiced) become gaps."""
@@ -45,7 +50,9 @@ class PitchTrackView(pg.PlotWidget):
             self._scratch = np.zeros(max(n, 64), dtype=np.float32)
         s = self._scratch[:n]
         s[:] = pitch_hz
-        s[s <= 0.0] = np.nan
+        unvoiced = ~(s > 0.0)
+        self.voiced_received += n - int(np.count_nonzero(unvoiced))
+        s[unvoiced] = np.nan
         self.buffer.push(s)
         self._dirty = True
 
@@ -53,7 +60,10 @@ class PitchTrackView(pg.PlotWidget):
         if not self._dirty:
             return False
         self._dirty = False
-        self.curve.setData(self.x, self.buffer.view(), connect="finite")
+        y = self.buffer.view()
+        self.curve.setData(self.x, y, connect="finite")
+        voiced = np.isfinite(y)
+        self.dots.setData(self.x[voiced], y[voiced])
         return True
 
     def points(self) -> np.ndarray:

@@ -68,6 +68,7 @@ class VirtualMicController(QObject):
     status_changed = pyqtSignal(str, bool)
     self_test_done = pyqtSignal(bool, str)
     enabled_changed = pyqtSignal(bool, str, str, bool)
+    rebuilt = pyqtSignal(str)
     busy_changed = pyqtSignal(bool)
 
     def __init__(self, backend: Any | None = None, reason: str = "", *,
@@ -86,6 +87,7 @@ class VirtualMicController(QObject):
         self._closed = False
         self.created = False  # ensure() was called by us (remove() at exit)
         self._keep_alive = None
+        self._supervising = False
         self.last_text = ("virtual mic: unavailable" if backend is None
                           else "virtual mic: checking…")
         self.last_present = False
@@ -117,6 +119,13 @@ class VirtualMicController(QObject):
         self.close()
         if self.backend is None or not self.created:
             return
+        stop_supervision = getattr(self.backend, "stop_supervision", None)
+        if self._supervising and callable(stop_supervision):
+            try:
+                stop_supervision()
+            except Exception as exc:  # noqa: BLE001
+                log.warning("stopping the virtual microphone supervision failed: %s", exc)
+        self._supervising = False
         ka, self._keep_alive = self._keep_alive, None
         if ka is not None:
             try:
@@ -184,6 +193,30 @@ class VirtualMicController(QObject):
         self._closed = True
         self._worker.shutdown(wait=True, cancel_futures=True)
 
+    def _supervise(self) -> None:
+        """Like the headless service: the back-end's supervisor rebuilds the device after a
+        sound-server restart (we then reopen the output stream onto it) and keeps a
+        low-latency reader on the sink (an idle null sink is drained in bursts and would
+        stall our stream). Back-ends without supervision get a plain keep-alive if offered."""
+        if self._supervising or self._keep_alive is not None:
+            return
+        start = getattr(self.backend, "start_supervision", None)
+        if callable(start):
+            start(on_change=self._on_mic_changed)
+            self._supervising = True
+            return
+        keep_alive = getattr(self.backend, "keep_alive", None)
+        if callable(keep_alive):
+            self._keep_alive = keep_alive()
+
+    def _on_mic_changed(self, status: Any) -> None:
+        """From the back-end's supervisor thread: the device was rebuilt (or changed)."""
+        text, present = _describe_status(status)
+        self._emit_status(text, present)
+        sink = getattr(self.backend, "sink_name", None) or ""
+        if present and sink:
+            self.rebuilt.emit(str(sink))
+
     def _emit_status(self, text: str, present: bool) -> None:
         self.last_text, self.last_present = text, present
         self.status_changed.emit(text, present)
@@ -216,11 +249,8 @@ class VirtualMicController(QObject):
         text, present = _describe_status(st)
         self._emit_status(text, present)
         sink = getattr(self.backend, "sink_name", None) or getattr(st, "sink_name", None) or ""
-        keep_alive = getattr(self.backend, "keep_alive", None)
-        if present and sink and self._keep_alive is None and callable(keep_alive):
-            # like the headless service: a low-latency reader on the sink keeps audio flowing
-            # into the microphone promptly even when no meeting app records yet
-            self._keep_alive = keep_alive()
+        if present and sink:
+            self._supervise()
         if present and sink:
             self.enabled_changed.emit(True, str(sink), text, True)
         else:

@@ -37,6 +37,10 @@ class FakeEngine:
         self.monitor = False
         self.device_calls: list[tuple] = []
         self.errors = 0
+        self.events: list[str] = []  # shared with a FakeVirtualMic to check the order
+
+    def stop(self) -> None:
+        self.events.append("engine stopped")
 
     def set_stage(self, name: str, on: bool) -> None:
         self.stages[name] = bool(on)
@@ -77,12 +81,14 @@ class FakeVirtualMic:
 
     sink_name = "percepnet_mic_sink"
 
-    def __init__(self, test_s: float = 0.3, ok: bool = True) -> None:
+    def __init__(self, test_s: float = 0.3, ok: bool = True, events: list | None = None) -> None:
         self.present = False
         self.test_s = test_s
         self.ok = ok
         self.threads: list[str] = []
         self.removed = 0
+        self.on_change = None
+        self.events = events if events is not None else []
 
     def status(self) -> FakeMicStatus:
         return FakeMicStatus(self.present, "" if self.present else "not created yet")
@@ -95,7 +101,19 @@ class FakeVirtualMic:
     def remove(self) -> int:
         self.removed += 1
         self.present = False
+        self.events.append("mic removed")
         return 2
+
+    def start_supervision(self, interval_s: float = 0.5, on_change=None):
+        self.on_change = on_change
+        self.events.append("supervising")
+
+    def stop_supervision(self) -> None:
+        self.events.append("supervision stopped")
+
+    def simulate_server_restart(self) -> None:
+        """What the back-end's supervisor does after rebuilding the device (its thread)."""
+        threading.Thread(target=self.on_change, args=(self.status(),)).start()
 
     def self_test(self) -> FakeSelfTest:
         self.threads.append(threading.current_thread().name)

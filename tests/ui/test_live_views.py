@@ -29,13 +29,16 @@ def test_views_receive_engine_data(make_window, demo_engine, qtbot):
     high = w.spec_in.image_data()[-150:, 400:470].mean()
     assert low > high + 10.0
 
-    # pitch track: voiced demo speech gives a curve inside 70-400 Hz; unvoiced frames are gaps
+    # pitch track: the voiced frames of the demo speech (the first voiced stretch starts
+    # about 0.4 s in) give a curve inside 70-400 Hz; unvoiced frames are gaps (NaN)
+    qtbot.waitUntil(lambda: w.pitch_view.voiced_received >= 15, timeout=8000)
+    qtbot.wait(100)
     pts = w.pitch_view.points()
-    assert pts.size >= 30
-    assert np.count_nonzero((pts >= 70) & (pts <= 400)) >= 30
-    assert np.median(pts) > 70 and np.median(pts) < 400
+    assert pts.size >= 10
+    assert np.all((pts >= 70) & (pts <= 400)), pts
     xs, ys = w.pitch_view.curve.getData()
-    assert np.isfinite(ys).sum() >= 30
+    assert np.isfinite(ys).sum() == pts.size
+    assert np.isnan(ys).sum() > 100  # unvoiced frames break the line, not 0 Hz points
 
     # gain bars move; heatmaps fill; meters show the demo's level
     assert np.abs(gains_late - gains_early).max() > 0.02

@@ -189,17 +189,25 @@ def test_self_test_runs_off_the_gui_thread(make_window, fake_engine, qtbot, fake
 def test_virtual_mic_mode_routes_the_output_and_back(make_window, fake_engine, settings, qtbot,
                                                      fakes):
     settings.output_device = SPK.id
-    backend = fakes.VirtualMic()
+    backend = fakes.VirtualMic(events=fake_engine.events)
     w = make_window(fake_engine, vmic=VirtualMicController(backend))
     assert not w.monitor_check.isEnabled()
     w.vmic_check.setChecked(True)
     qtbot.waitUntil(lambda: fake_engine.output_device == "percepnet_mic_sink", timeout=3000)
     assert settings.virtual_mic is True and w.monitor_check.isEnabled()
-    assert "ready" in w.vmic_label.text()
+    assert "ready" in w.vmic_label.text() and backend.on_change is not None
+    # the sound server restarted and the supervisor rebuilt the device: the output reopens
+    n = len(fake_engine.device_calls)
+    backend.simulate_server_restart()
+    qtbot.waitUntil(lambda: len(fake_engine.device_calls) == n + 1, timeout=3000)
+    assert fake_engine.device_calls[-1][1] == "percepnet_mic_sink"
     w.vmic_check.setChecked(False)
     qtbot.waitUntil(lambda: fake_engine.output_device == SPK.id, timeout=3000)
     w.close()
-    assert backend.removed == 1  # created by the window, removed at exit
+    # created by the window, removed at exit, after the engine stopped (as the service does)
+    assert backend.removed == 1
+    assert fake_engine.events == ["supervising", "engine stopped", "supervision stopped",
+                                  "mic removed"]
 
 
 def test_start_minimized_without_a_tray(make_window, fake_engine):
