@@ -70,10 +70,11 @@ missing=$(find "$internal/PyQt6" -name '*.so*' -type f -print0 \
   | grep 'libQt6.* => not found' | sort -u || true)
 [ -z "$missing" ] || fail "trimmed Qt libraries still needed: $missing"
 # the X11 libraries of the xcb platform plugin travel with the bundle (not every desktop
-# has libxcb-icccm4, libxcb-keysyms1, libxcb-cursor0 installed)
+# has libxcb-icccm4, libxcb-keysyms1, libxcb-cursor0 installed; libxcb itself is the
+# system's, which PyInstaller never bundles)
 xcb_outside=$(LD_LIBRARY_PATH="$internal/PyQt6/Qt6/lib:$internal" ldd \
     "$internal/PyQt6/Qt6/plugins/platforms/libqxcb.so" "$internal"/PyQt6/Qt6/lib/libQt6XcbQpa.so* \
-  | awk '$1 ~ /^lib(xcb|xkb|X11-xcb)/ && index($3, "'"$internal"'") != 1 { print $1 " => " $3 }' \
+  | awk '$1 ~ /^lib(xcb-|xkb|X11-xcb)/ && index($3, "'"$internal"'") != 1 { print $1 " => " $3 }' \
   | sort -u)
 [ -z "$xcb_outside" ] || fail "xcb libraries not bundled (packaging/system-deps.sh --package): $xcb_outside"
 
