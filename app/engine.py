@@ -60,6 +60,10 @@ TIMING_HISTORY = 1000
 STARTUP_GRACE_S = 1.0
 #: A callback that takes longer than this share of its block period is "late".
 LATE_FRACTION = 0.8
+#: "Listen to myself" ring: 0.5 s; the monitor output keeps at most 60 ms of backlog.
+MONITOR_RING = SAMPLE_RATE_HZ // 2
+MONITOR_TARGET_LAG = 2 * BLOCK_SIZE
+MONITOR_MAX_LAG = 6 * BLOCK_SIZE
 #: A stream whose callback has not run for this long is considered dead.
 STALL_TIMEOUT_S = 0.75
 #: ... and one that has not delivered its first callback this long after opening (the
@@ -296,8 +300,15 @@ class EngineCore:
                 tel.scalars.commit()
 
     # ------------------------------------------------------------------ statistics
+    def reset_timing(self) -> None:
+        """Forget the callback durations so far (the stream's start-up second)."""
+        self._timing_base = self.blocks
+        self.callback_s[:] = 0.0
+
+    _timing_base = 0
+
     def callback_percentiles_ms(self) -> tuple[float, float]:
-        n = min(self.blocks, TIMING_HISTORY)
+        n = min(self.blocks - self._timing_base, TIMING_HISTORY)
         if n == 0:
             return 0.0, 0.0
         v = self.callback_s[:n] * 1e3
@@ -399,6 +410,14 @@ class Engine:
         self._last_callback = 0.0
         self._stream_started = 0.0
         self._callbacks_since_open = 0
+        self._timing_clean = False
+        # "listen to myself": a second output stream fed from an SPSC ring of the output
+        self.monitor_device = ""
+        self._monitor = False
+        self._mon_stream = None
+        self._mon_ring = np.zeros(MONITOR_RING, dtype=np.float64)
+        self._mon_written = np.zeros(1, dtype=np.int64)  # audio thread only
+        self._mon_read = np.zeros(1, dtype=np.int64)  # monitor callback only
         self._started_at = 0.0
         self.restarts = 0
         self.xruns = 0
@@ -438,6 +457,64 @@ class Engine:
 
     def set_stage(self, name: str, on: bool) -> None:
         self.core.set_stage(name, on)
+
+    @property
+    def monitor(self) -> bool:
+        """"Listen to myself": also play the processed voice on ``monitor_device`` (the
+        user's speakers while the main output is the virtual microphone)."""
+        return self._monitor
+
+    @monitor.setter
+    def monitor(self, on: bool) -> None:
+        with self._lock:
+            on = bool(on)
+            if on == self._monitor:
+                return
+            if on:
+                self._mon_read[0] = self._mon_written[0]
+                self._monitor = True
+                if self._state != "stopped":
+                    self._open_monitor()
+            else:
+                self._monitor = False
+                self._close_monitor()
+
+    def _open_monitor(self) -> None:
+        sd = _sd()
+        try:
+            dev, env = self._pa_device(self.monitor_device, "output")
+            self._mon_stream = self._open_with_env(env, lambda: sd.OutputStream(
+                device=dev, samplerate=SAMPLE_RATE_HZ, blocksize=BLOCK_SIZE, channels=1,
+                dtype="float32", latency=self.latency_ms / 1000.0,
+                callback=self._monitor_callback))
+            self._mon_stream.start()
+        except Exception as exc:  # noqa: BLE001 - the main path keeps running
+            self._mon_stream = None
+            self.warnings.append(f"listen-to-myself unavailable: {exc}")
+            log.warning("listen-to-myself output failed: %s", exc)
+
+    def _close_monitor(self) -> None:
+        st, self._mon_stream = self._mon_stream, None
+        if st is not None:
+            try:
+                st.abort(ignore_errors=True)
+                st.close(ignore_errors=True)
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _monitor_callback(self, outdata, frames, time_info, status) -> None:
+        r = self._mon_read[0]
+        avail = self._mon_written[0] - r
+        if avail > MONITOR_MAX_LAG:  # fell behind (clock drift, start-up): catch up
+            r = self._mon_written[0] - MONITOR_TARGET_LAG
+            avail = MONITOR_TARGET_LAG
+        m = min(frames, avail)
+        start = r % MONITOR_RING
+        first = min(m, MONITOR_RING - start)
+        outdata[:first, 0] = self._mon_ring[start:start + first]
+        outdata[first:m, 0] = self._mon_ring[:m - first]
+        outdata[m:, 0] = 0.0  # nothing new yet: silence on the monitor only
+        self._mon_read[0] = r + m
 
     def set_devices(self, input_device: str | None = None,
                     output_device: str | None = None) -> None:
@@ -500,6 +577,7 @@ class Engine:
         'reconnecting' and the supervisor retries."""
         self._callbacks_since_open = 0
         self._stream_started = time.monotonic()
+        self._timing_clean = False
         try:
             if self._uses_demo():
                 if self._demo is None:
@@ -516,6 +594,8 @@ class Engine:
             self._stream_started = now
             self._last_callback = now
             self._state = "running"
+            if self._monitor and self._mon_stream is None:
+                self._open_monitor()
         except Exception as exc:  # noqa: BLE001 - reported, retried by the supervisor
             self._state = "reconnecting"
             self.core.last_error = f"cannot open audio device: {type(exc).__name__}: {exc}"
@@ -524,6 +604,7 @@ class Engine:
 
     def _close_stream(self) -> None:
         self._stop_pacer()
+        self._close_monitor()
         st, self._stream = self._stream, None
         if st is not None:
             try:
@@ -624,14 +705,24 @@ class Engine:
         now = time.monotonic()
         self._last_callback = now
         self._callbacks_since_open += 1
+        if not self._timing_clean and now - self._stream_started > STARTUP_GRACE_S:
+            self._timing_clean = True
+            self.core.reset_timing()  # start-up callbacks do not count toward p50/p99
         if (time.perf_counter() - t_start) > LATE_FRACTION * frames / SAMPLE_RATE_HZ \
                 and now - self._stream_started > STARTUP_GRACE_S:
             self.late_callbacks += 1
+
+    def _feed_monitor(self, frames: int) -> None:
+        if self._monitor:
+            w = self._mon_written[0]
+            ring_write(self._mon_ring, w % MONITOR_RING, self.core._out[:frames])
+            self._mon_written[0] = w + frames
 
     def _callback(self, indata, outdata, frames, time_info, status) -> None:
         t0 = time.perf_counter()
         self._note_status(status)
         self.core.process_block(indata, outdata)
+        self._feed_monitor(frames)
         try:
             self._io_latency_s = time_info.outputBufferDacTime - time_info.inputBufferAdcTime
         except Exception:  # noqa: BLE001
@@ -655,6 +746,7 @@ class Engine:
         t0 = time.perf_counter()
         self._note_status(status)
         self.core.process_block(self._next_demo_block(frames), outdata)
+        self._feed_monitor(frames)
         self._after_block(frames, t0)
 
     # ------------------------------------------------------------------ null output

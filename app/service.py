@@ -147,5 +147,5 @@ def run(args: argparse.Namespace) -> int:
         for s, h in old.items():
             signal.signal(s, h)
     diag = engine.diagnostics()
-    print("stopped: " + diag.status_line(), flush=True)
+    print(diag.status_line(), flush=True)
     return 0

@@ -522,6 +522,8 @@ class MainWindow(QMainWindow):
 
     def _on_monitor(self, on: bool) -> None:
         self.settings.monitor = on
+        if hasattr(self.engine, "monitor_device"):
+            self.engine.monitor_device = self._chosen_output()
         if hasattr(self.engine, "monitor"):
             self.engine.monitor = on
         self._schedule_save()
