@@ -64,6 +64,9 @@ TRAIN_EPOCHS ?= 6
 TRAIN_BATCH ?= 16
 TRAIN_SEQ_FRAMES ?= 1000
 TRAIN_SEED ?= 1
+# One torch thread: the GRU steps are small, a second thread gains little on 2 cores and
+# anything else running (the audio engine, tests) makes oversubscribed threads crawl.
+TRAIN_THREADS ?= 1
 # Optional wall-clock cap in minutes (the model is exported when it is reached).
 TRAIN_MAX_MINUTES ?=
 TRAIN_STAMP := $(VENV)/.train-stamp
@@ -81,7 +84,8 @@ $(TRAIN_DATA_STAMP): | $(TRAIN_STAMP)
 train: $(TRAIN_STAMP) $(TRAIN_DATA_STAMP)
 	$(PY) -m training.train --train $(TRAIN_DATA)/train --val $(TRAIN_DATA)/val --arch small \
 		--epochs $(TRAIN_EPOCHS) --batch $(TRAIN_BATCH) --seq-frames $(TRAIN_SEQ_FRAMES) \
-		--seed $(TRAIN_SEED) --out weights --name small --checkpoints $(TRAIN_CHECKPOINTS) \
+		--seed $(TRAIN_SEED) --threads $(TRAIN_THREADS) --out weights --name small \
+		--checkpoints $(TRAIN_CHECKPOINTS) \
 		--resume $(if $(TRAIN_MAX_MINUTES),--max-minutes $(TRAIN_MAX_MINUTES))
 
 # --- Packaging: one-folder bundle and Linux desktop integration (packaging/) ---------------
