@@ -163,7 +163,11 @@ def test_demo_fallback_switches_to_a_microphone_that_appears(make_window, settin
 def test_virtual_mic_unavailable_is_handled(make_window, fake_engine, monkeypatch):
     import sys
 
+    import percepnet.app
+
     monkeypatch.setitem(sys.modules, "percepnet.app.virtual_mic", None)  # import fails
+    # an earlier test may have imported it: the package attribute would still resolve
+    monkeypatch.delattr(percepnet.app, "virtual_mic", raising=False)
     backend, reason = load_backend()
     assert backend is None and "not available" in reason
     w = make_window(fake_engine, vmic=VirtualMicController())
