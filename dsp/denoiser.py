@@ -87,11 +87,16 @@ def _frame_back(a, slot, gains, strengths, stages, dry_mix, s, out, input_db, ou
 # and the VNNI one is only ever compiled on a CPU that has VNNI.
 @njit(cache=True, nogil=True)
 def denoise_frame_portable(a, hop, net_weights, net_state, feats, gains, strengths, stages,
-                           dry_mix, s, out, input_db, output_db):
+                           dry_mix, s, out, input_db, output_db, pre_roll):
     """One 10 ms frame: analysis, silence check, features, network (portable kernel),
-    synthesis, UI levels. Returns (silent, speech_presence)."""
+    synthesis, UI levels. Returns (silent, speech_presence).
+
+    pre_roll: True for the first LOOKAHEAD_FRAMES frames after a reset, whose analysed
+    frame lies before the first input sample; the network skips them (it never sees them
+    in training, where row 0 is the first real frame, and they would leave a lasting
+    imprint on its recurrent state)."""
     slot, silent = _frame_front(a, hop, feats)
-    if silent:
+    if silent or pre_roll:
         gains[:] = 1.0
         strengths[:] = 0.0
     else:
@@ -102,10 +107,10 @@ def denoise_frame_portable(a, hop, net_weights, net_state, feats, gains, strengt
 
 @njit(cache=True, nogil=True)
 def denoise_frame_vnni(a, hop, net_weights, net_state, feats, gains, strengths, stages,
-                       dry_mix, s, out, input_db, output_db):
+                       dry_mix, s, out, input_db, output_db, pre_roll):
     """:func:`denoise_frame_portable` with the AVX-512 VNNI network kernel."""
     slot, silent = _frame_front(a, hop, feats)
-    if silent:
+    if silent or pre_roll:
         gains[:] = 1.0
         strengths[:] = 0.0
     else:
@@ -194,7 +199,8 @@ class Denoiser(StreamProcessor):
         silent, presence = self._frame_fn(
             self.analysis, self._hop, net.weights, net.state, self._features, self.gains,
             self.strengths, self.stages, self.dry_mix, self.synthesis, self._frame_out,
-            info.input_band_db, info.output_band_db)
+            info.input_band_db, info.output_band_db,
+            self.frames_processed < LOOKAHEAD_FRAMES)
         self._fifo_push(self._frame_out)
         self.frames_processed += 1
         info.frame_index = self.frames_processed

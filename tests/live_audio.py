@@ -11,7 +11,7 @@ from audio_fixtures import load_fixture, mix_at_snr
 RATE = 48_000
 
 __all__ = ["RATE", "start_silence_feeder", "noisy_speech", "Recorder", "play", "align",
-           "snr_db", "segment_match"]
+           "snr_db", "segment_match", "realign", "stream_clip"]
 
 
 def start_silence_feeder(server, sink: str) -> subprocess.Popen:
@@ -91,3 +91,40 @@ def segment_match(ref: np.ndarray, rec: np.ndarray, seconds: float = 1.0,
         j = align(r, win, max_lag=len(win) - len(r) + 1)
         out.append(float(np.corrcoef(r, win[j:j + len(r)])[0, 1]))
     return out
+
+
+def realign(ref: np.ndarray, rec: np.ndarray, seconds: float = 0.25) -> np.ndarray:
+    """``rec`` cut into ``ref``'s time base: each ``seconds`` segment of ``ref`` gets the
+    best-aligned piece of ``rec`` (a glitch of the sound server shifts what follows it by a
+    few ms; one global lag would misalign the rest of the recording)."""
+    seg = int(seconds * RATE)
+    lag = align(ref, rec, max_lag=max(len(rec) - len(ref), 1))
+    out = np.zeros_like(ref)
+    for a in range(0, len(ref) - seg + 1, seg):
+        r = ref[a:a + seg]
+        lo = max(lag + a - 4800, 0)
+        win = rec[lo:lag + a + seg + 4800]
+        if len(win) < seg:
+            continue
+        j = align(r, win, max_lag=len(win) - seg + 1)
+        out[a:a + seg] = win[j:j + seg]
+    return out
+
+
+def stream_clip(server, engine, play_sink: str, wav, rec_source: str, rec_path,
+                settle_s: float = 0.4):
+    """Start ``engine`` and a recorder on ``rec_source``, play ``wav`` into ``play_sink``,
+    stop both; returns (recording, the engine's diagnostics just before it stopped)."""
+    import time
+
+    rec = Recorder(server, rec_source, rec_path)
+    engine.start()
+    try:
+        time.sleep(settle_s)
+        play(server, play_sink, wav)
+        time.sleep(settle_s)
+        diag = engine.diagnostics()
+    finally:
+        engine.stop()
+        out = rec.stop()
+    return out, diag
