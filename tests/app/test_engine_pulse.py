@@ -1,0 +1,311 @@
+"""The real-time engine against a real PulseAudio server (no mocks).
+
+A null sink plays the role of the microphone (``pn_mic_sim``: we play noisy speech into it,
+the engine records its monitor) and another is the engine's output (``pn_engine_out``: we
+record its monitor). Tests need the ``pulseaudio`` binary (installed by ``make test``).
+"""
+from __future__ import annotations
+
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from live_audio import (RATE, Recorder, noisy_speech as _noisy_speech, play as _play,
+                        realign, snr_db as _snr_db, start_silence_feeder, stream_clip)
+
+from percepnet.app.engine import Engine
+from percepnet.dsp.constants import ALGORITHMIC_DELAY_MS
+
+
+@pytest.fixture
+def sinks(pulse_server):
+    mods = [pulse_server.load_null_sink("pn_mic_sim", "Simulated_Mic"),
+            pulse_server.load_null_sink("pn_engine_out", "Engine_Output")]
+    # A real microphone delivers samples all the time; a null sink's monitor does so only
+    # while something plays into it (else it is drained in bursts of up to 2 s).
+    feeder = start_silence_feeder(pulse_server, "pn_mic_sim")
+    yield pulse_server
+    feeder.terminate()
+    feeder.wait(timeout=5)
+    for m in mods:
+        try:
+            pulse_server.unload_module(m)
+        except Exception:  # the sink may have been removed by the test already
+            pass
+
+
+@pytest.fixture(scope="module")
+def shipped_or_tiny():
+    from percepnet.app.models import ModelError, default_model_name, load_model
+
+    try:
+        return load_model(default_model_name()), True
+    except ModelError:
+        pytest.fail("no trained model in weights/: the engine test needs the shipped model")
+
+
+def test_engine_denoises_live_stream(sinks, tmp_path, shipped_or_tiny):
+    model, _ = shipped_or_tiny
+    clean, noisy = _noisy_speech(20.0, snr_db=5.0)
+    wav = tmp_path / "noisy.wav"
+    sf.write(wav, noisy.astype(np.float32), RATE, subtype="FLOAT")
+    engine = Engine(model, input_device="pn_mic_sim.monitor", output_device="pn_engine_out")
+    out, diag = stream_clip(sinks, engine, "pn_mic_sim", wav, "pn_engine_out.monitor",
+                            tmp_path / "rec.wav")
+    assert diag.state == "running", diag
+    assert diag.errors == 0, diag.last_error
+    # the recording holds the whole clip, denoised: bring it onto the input's time base
+    # (segment by segment, aligned on the noisy input itself, not on the clean speech) and
+    # compare SNRs against the clean speech after the first second
+    seg = realign(noisy, out)
+    skip = RATE
+    snr_in = _snr_db(clean[skip:], noisy[skip:])
+    snr_out = _snr_db(clean[skip:], seg[skip:])
+    print(f"live stream: SNR noisy {snr_in:.1f} dB -> recorded output {snr_out:.1f} dB; "
+          f"{diag.status_line()}")
+    assert snr_out > snr_in + 3.0, (snr_in, snr_out)
+    # xruns after the first second: none (start-up glitches are counted apart)
+    assert diag.xruns == 0, diag
+    # the end-to-end latency the engine measures: 40 ms algorithmic + device buffers
+    assert ALGORITHMIC_DELAY_MS <= diag.latency_ms <= ALGORITHMIC_DELAY_MS + 80.0, diag
+    assert diag.callback_p99_ms < 10.0, diag
+
+
+def _click_train(seconds: float, every_s: float = 0.25) -> np.ndarray:
+    x = np.zeros(int(seconds * RATE))
+    for k in range(int(seconds / every_s)):
+        i = int((k + 0.5) * every_s * RATE)
+        x[i:i + 48] = np.hanning(48) * 0.5
+    return x
+
+
+def _loop_latency_ms(sink: str, source: str, seconds: float = 3.0) -> float:
+    """Round trip of a duplex probe stream: play clicks into ``sink``, record ``source``."""
+    import os
+
+    import sounddevice as sd
+
+    probe = _click_train(seconds).astype(np.float32)
+    got = np.zeros_like(probe)
+    pos = [0]
+
+    def cb(indata, outdata, frames, t, status):
+        p = pos[0]
+        m = min(frames, len(probe) - p)
+        outdata[:] = 0
+        if m > 0:
+            outdata[:m, 0] = probe[p:p + m]
+            got[p:p + m] = indata[:m, 0]
+        pos[0] = p + frames
+
+    saved = {k: os.environ.get(k) for k in ("PULSE_SINK", "PULSE_SOURCE")}
+    os.environ["PULSE_SINK"], os.environ["PULSE_SOURCE"] = sink, source
+    try:
+        st = sd.Stream(device="pulse", samplerate=RATE, blocksize=480, channels=1,
+                       dtype="float32", latency="low", callback=cb)
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    with st:
+        while pos[0] < len(probe):
+            time.sleep(0.05)
+    # lag of each click after the first second
+    lags = []
+    for k in range(4, int(seconds / 0.25) - 1):
+        i = int((k + 0.5) * 0.25 * RATE)
+        win = got[i:i + int(0.2 * RATE)]
+        if np.max(np.abs(win)) > 0.05:
+            lags.append(int(np.argmax(np.abs(win))) - 24)
+    assert len(lags) >= 3, "the probe clicks did not come back"
+    return 1000.0 * float(np.median(lags)) / RATE
+
+
+def test_measured_latency_within_budget(sinks, pulse_server, shipped_or_tiny):
+    """Independent measurement: a probe's round trip through the engine minus its round
+    trip through a plain loop (null sink -> monitor) is the engine's own latency."""
+    model, _ = shipped_or_tiny
+    loop_mod = pulse_server.load_null_sink("pn_probe_loop")
+    recorder = subprocess.Popen(  # keeps the engine output sink draining at low latency
+        ["parecord", "--device=pn_engine_out.monitor", "--latency-msec=10", "/dev/null"],
+        env=pulse_server.child_env(), stdin=subprocess.DEVNULL)
+    try:
+        base = _loop_latency_ms("pn_probe_loop", "pn_probe_loop.monitor")
+        engine = Engine(model, input_device="pn_mic_sim.monitor",
+                        output_device="pn_engine_out", suppression=False)
+        with engine:
+            time.sleep(0.5)
+            total = _loop_latency_ms("pn_mic_sim", "pn_engine_out.monitor")
+            diag = engine.diagnostics()
+    finally:
+        recorder.terminate()
+        recorder.wait(timeout=5)
+        pulse_server.unload_module(loop_mod)
+    engine_ms = total - base
+    print(f"probe round trip {total:.1f} ms, plain loop {base:.1f} ms -> engine "
+          f"{engine_ms:.1f} ms (engine's own estimate {diag.latency_ms:.1f} ms)")
+    assert ALGORITHMIC_DELAY_MS - 5.0 <= engine_ms <= ALGORITHMIC_DELAY_MS + 80.0, \
+        (total, base, diag)
+
+
+def _max_jump(x: np.ndarray) -> float:
+    return float(np.max(np.abs(np.diff(x))))
+
+
+def _tone(seconds: float) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    x = 0.2 * np.sin(2 * np.pi * 220 * t) + 0.05 * np.sin(2 * np.pi * 3100 * t)
+    return x + 0.02 * np.random.default_rng(1).standard_normal(t.shape)
+
+
+def test_toggles_do_not_click_at_the_switch(shipped_or_tiny):
+    """Suppression on/off and limit changes between callbacks, exactly as the UI does
+    live: the sample-to-sample jump in the 30 ms after each switch stays within what the
+    output does anyway (bounded by the input's own largest step times two)."""
+    from percepnet.app.engine import EngineCore
+
+    model, _ = shipped_or_tiny
+    x = _tone(4.0).astype(np.float32)
+    core = EngineCore(model)
+    out = np.zeros_like(x)
+    switches = []
+    for k, pos in enumerate(range(0, len(x), 480)):
+        if k > 50 and k % 37 == 0:
+            if (k // 37) % 2:
+                core.suppression = not core.suppression
+            else:
+                core.atten_limit_db = 6.0 if core.atten_limit_db > 50 else 100.0
+            switches.append(pos)
+        o = np.zeros((480, 1), dtype=np.float32)
+        core.process_block(x[pos:pos + 480, None], o)
+        out[pos:pos + 480] = o[:, 0]
+    assert core.errors == 0 and len(switches) >= 8
+    bound = 2.0 * _max_jump(x)
+    for pos in switches:
+        seg = out[pos:pos + 1440 + 2000]  # the switch reaches the output 40 ms later
+        assert _max_jump(seg) <= bound, (pos, _max_jump(seg), bound)
+
+
+def test_live_toggles_mid_stream(sinks, tmp_path, shipped_or_tiny):
+    """The same switches on a running stream: no error, the output keeps flowing."""
+    model, _ = shipped_or_tiny
+    wav = tmp_path / "tone.wav"
+    sf.write(wav, _tone(5.0).astype(np.float32), RATE, subtype="FLOAT")
+    engine = Engine(model, input_device="pn_mic_sim.monitor", output_device="pn_engine_out")
+    rec = Recorder(sinks, "pn_engine_out.monitor", tmp_path / "rec.wav")
+    engine.start()
+    try:
+        player = _play(sinks, "pn_mic_sim", wav, wait=False)
+        for k in range(8):
+            time.sleep(0.4)
+            if k % 2 == 0:
+                engine.suppression = not engine.suppression
+            else:
+                engine.atten_limit_db = 6.0 if engine.atten_limit_db > 50 else 100.0
+        player.wait(timeout=30)
+    finally:
+        engine.stop()
+        out = rec.stop()
+    diag = engine.diagnostics()
+    assert diag.errors == 0 and diag.restarts == 0, diag
+    assert np.sum(np.abs(out) > 0.05) > 3 * RATE, "the engine output was not recorded"
+
+
+def _load_sine_mic(server) -> int:
+    """A real capture source that produces a 440 Hz tone continuously, like a microphone
+    (a null sink's monitor would deliver in bursts when nothing plays into it)."""
+    out = server.pactl("load-module", "module-sine-source", "source_name=pn_sine_mic",
+                       "rate=48000", "frequency=440").stdout
+    return int(out.strip())
+
+
+def test_input_device_removed_and_back(sinks, pulse_server, shipped_or_tiny):
+    model, _ = shipped_or_tiny
+    mic = _load_sine_mic(pulse_server)
+    engine = Engine(model, input_device="pn_sine_mic", output_device="pn_engine_out",
+                    suppression=False)
+    recorder = subprocess.Popen(  # keeps the engine output sink draining at low latency
+        ["parecord", "--device=pn_engine_out.monitor", "--latency-msec=10", "/dev/null"],
+        env=pulse_server.child_env(), stdin=subprocess.DEVNULL)
+    level = engine.telemetry.field("input_db")
+    engine.start()
+    try:
+        t0 = time.monotonic()
+        while engine.core.blocks < 100 and time.monotonic() - t0 < 5.0:
+            time.sleep(0.05)
+        assert engine.core.blocks >= 100, "the stream did not start"
+        assert engine.telemetry.scalars.latest(1)[0, level] > -20.0  # the tone arrives
+        pulse_server.unload_module(mic)  # unplug
+        time.sleep(1.0)
+        assert engine.diagnostics().errors == 0
+        last = int(engine.telemetry.scalars.written[0])
+        rows, last = engine.telemetry.scalars.read_new(last)
+        mic = _load_sine_mic(pulse_server)  # plug back
+        t_back = time.monotonic()
+        resumed = None
+        while time.monotonic() - t_back < 6.0:
+            rows, last = engine.telemetry.scalars.read_new(last)
+            if len(rows) and np.max(rows[:, level]) > -20.0:
+                resumed = time.monotonic() - t_back
+                break
+            time.sleep(0.02)
+        diag = engine.diagnostics()
+    finally:
+        engine.stop()
+        recorder.terminate()
+        recorder.wait(timeout=5)
+        pulse_server.unload_module(mic)
+    print(f"input device back: audio resumed after {resumed} s")
+    assert resumed is not None and resumed <= 2.0, (resumed, diag)
+    assert diag.state == "running" and diag.restarts >= 1, diag
+
+
+def test_listen_to_myself_plays_on_a_second_device(sinks, pulse_server, tmp_path,
+                                                   shipped_or_tiny):
+    """Monitor on: the processed voice also reaches the monitor device; off: it stops."""
+    model, _ = shipped_or_tiny
+    spk = pulse_server.load_null_sink("pn_speakers", "Speakers")
+    spk_feeder = start_silence_feeder(pulse_server, "pn_speakers")  # keeps the sink awake
+    mic = _load_sine_mic(pulse_server)
+    engine = Engine(model, input_device="pn_sine_mic", output_device="pn_engine_out",
+                    suppression=False)
+    engine.monitor_device = "pn_speakers"
+    drain = subprocess.Popen(["parecord", "--device=pn_engine_out.monitor",
+                              "--latency-msec=10", "/dev/null"],
+                             env=pulse_server.child_env(), stdin=subprocess.DEVNULL)
+    try:
+        with engine:
+            time.sleep(0.5)
+            rec = Recorder(pulse_server, "pn_speakers.monitor", tmp_path / "on.wav")
+            engine.monitor = True
+            time.sleep(3.0)  # parecord itself takes a moment to start recording
+            on = rec.stop()
+            engine.monitor = False
+            time.sleep(0.3)
+            rec = Recorder(pulse_server, "pn_speakers.monitor", tmp_path / "off.wav")
+            time.sleep(1.0)
+            off = rec.stop()
+            import pulsectl
+
+            with pulsectl.Pulse("test-monitor") as pulse:
+                speakers = pulse.get_sink_by_name("pn_speakers").index
+                inputs = [si for si in pulse.sink_input_list() if si.sink == speakers
+                          and si.proplist.get("application.name") == "PercepNet"]
+            diag = engine.diagnostics()
+    finally:
+        drain.terminate()
+        drain.wait(timeout=5)
+        spk_feeder.terminate()
+        spk_feeder.wait(timeout=5)
+        pulse_server.unload_module(mic)
+        pulse_server.unload_module(spk)
+    assert diag.errors == 0 and not diag.warnings, diag
+    assert len(on) > RATE, len(on)
+    tone = on[int(0.5 * RATE):]
+    assert np.sqrt(np.mean(tone ** 2)) > 0.05, "the monitor device got no audio"
+    spec = np.abs(np.fft.rfft(tone * np.hanning(len(tone))))
+    assert abs(np.argmax(spec) * RATE / len(tone) - 440.0) < 5.0
+    assert not inputs, "monitor off: our stream still plays to the speakers"
+    assert off.size == 0 or np.max(np.abs(off)) < 1e-3, "monitor off still plays"

@@ -1,0 +1,64 @@
+"""Engine -> "PercepNet Microphone" end to end on a real PulseAudio server.
+
+A recorder on the virtual microphone (what a meeting app records) must receive the engine's
+output, and the raw microphone when suppression is off — never digital silence.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from live_audio import RATE, noisy_speech, segment_match, start_silence_feeder, stream_clip
+
+from percepnet.app.engine import Engine
+from percepnet.app.models import default_model_name, load_model
+from percepnet.app.virtual_mic import get_backend
+from percepnet.dsp.constants import ALGORITHMIC_DELAY_SAMPLES
+from percepnet.dsp.denoiser import Denoiser
+
+
+@pytest.fixture
+def chain(pulse_server):
+    mic_mod = pulse_server.load_null_sink("pn_vm_mic_sim", "Simulated_Mic")
+    feeder = start_silence_feeder(pulse_server, "pn_vm_mic_sim")
+    vmic = get_backend()
+    status = vmic.ensure()
+    assert status.present, status
+    vmic.start_supervision()  # includes the low-latency keep-alive reader
+    yield pulse_server, vmic
+    vmic.stop_supervision()
+    vmic.remove()
+    feeder.terminate()
+    feeder.wait(timeout=5)
+    pulse_server.unload_module(mic_mod)
+
+
+def _run(server, vmic, model, wav, tmp_path, suppression: bool) -> np.ndarray:
+    engine = Engine(model, input_device="pn_vm_mic_sim.monitor", output_device=vmic.sink_name,
+                    suppression=suppression)
+    out, diag = stream_clip(server, engine, "pn_vm_mic_sim", wav, vmic.source_name,
+                            tmp_path / f"mic-{suppression}.wav")
+    assert diag.errors == 0 and diag.state == "running", diag
+    return out
+
+
+def test_virtual_mic_carries_denoised_voice_and_raw_input_when_off(chain, tmp_path):
+    server, vmic = chain
+    model = load_model(default_model_name())
+    _, noisy = noisy_speech(8.0, snr_db=5.0)
+    wav = tmp_path / "noisy.wav"
+    sf.write(wav, noisy.astype(np.float32), RATE, subtype="FLOAT")
+
+    # suppression on: what the meeting app records is the engine's output
+    out = _run(server, vmic, model, wav, tmp_path, suppression=True)
+    d = ALGORITHMIC_DELAY_SAMPLES
+    expected = Denoiser(model).process(np.concatenate([noisy, np.zeros(d)]))[d:]
+    corr = segment_match(expected, out, seconds=0.25, skip=4)
+    assert np.median(corr) >= 0.9, corr
+
+    # suppression off: the raw microphone, never digital silence
+    raw = _run(server, vmic, model, wav, tmp_path, suppression=False)
+    corr_raw = segment_match(noisy, raw, seconds=0.25, skip=4)
+    assert np.median(corr_raw) >= 0.9, corr_raw
+    assert np.sum(np.abs(raw) > 1e-3) > 0.5 * len(noisy)
