@@ -387,7 +387,7 @@ class Engine:
 
     def __init__(self, model=None, *, input_device: str = "", output_device: str = "",
                  atten_limit_db: float = 100.0, suppression: bool = True,
-                 use_comb: bool = True, use_postfilter: bool = True, latency_ms: float = 20.0,
+                 use_comb: bool = True, use_postfilter: bool = True, latency_ms: float = 30.0,
                  telemetry: Telemetry | None = None,
                  on_status: Callable[[Diagnostics], None] | None = None) -> None:
         self.core = EngineCore(model, atten_limit_db=atten_limit_db, suppression=suppression,

@@ -104,7 +104,7 @@ _PARAMS = [
           "\"PercepNet Microphone\" for meeting apps", label="Virtual microphone"),
     Param("monitor", bool, False, "listen to myself: also play the cleaned voice to the output "
           "device (in virtual-mic mode)", label="Listen to myself"),
-    Param("latency_ms", float, 20.0, "requested device buffer latency (the sound server may "
+    Param("latency_ms", float, 30.0, "requested device buffer latency (the sound server may "
           "raise it)", unit="ms", range=(5.0, 200.0), label="Device latency"),
     Param("start_minimized", bool, False, "start the window minimised to the tray",
           label="Start minimised", cli=False),

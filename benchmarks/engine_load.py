@@ -23,7 +23,8 @@ from benchmarks.report import write_report
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from pulse_server import PulseServer  # noqa: E402  (shared with the tests)
+from live_audio import start_silence_feeder  # noqa: E402  (shared with the tests)
+from pulse_server import PulseServer  # noqa: E402
 
 from percepnet.app.engine import Engine  # noqa: E402
 from percepnet.app.models import default_model_name, load_model  # noqa: E402
@@ -35,14 +36,19 @@ def _run(model, server: PulseServer, seconds: float) -> dict:
     engine = Engine(model, input_device="bench_mic", output_device="bench_out")
     rec = subprocess.Popen(["parecord", "--device=bench_out.monitor", "--latency-msec=10",
                             "/dev/null"], env=server.child_env(), stdin=subprocess.DEVNULL)
+    # an idle null sink sleeps up to 2 s between renders until a low-latency stream plays
+    # into it; a silent player keeps it rendering every few ms, as a sound card would
+    feeder = start_silence_feeder(server, "bench_out")
+    time.sleep(0.3)
     try:
         engine.start()
         time.sleep(seconds)
         d = engine.diagnostics()
     finally:
         engine.stop()
-        rec.terminate()
-        rec.wait(timeout=5)
+        for p in (rec, feeder):
+            p.terminate()
+            p.wait(timeout=5)
     return d.as_dict()
 
 
@@ -80,8 +86,8 @@ def main(argv: list[str] | None = None) -> str:
         f"# Engine under load: model `{model.name}`, {a.seconds:g} s per run, "
         f"{len(cores)} cores",
         "",
-        "PulseAudio (isolated server, null sink drained by parecord; capture from "
-        "module-sine-source), 48 kHz, 480-sample blocks. Xruns are PortAudio status flags "
+        "PulseAudio (isolated server, null sink drained by parecord and kept rendering by a "
+        "silent player; capture from module-sine-source), 48 kHz, 480-sample blocks. Xruns are PortAudio status flags "
         "after the first second (start-up ones counted apart); p50/p99 are the callback's "
         "own wall time; latency is device in + 40 ms algorithmic + device out as PortAudio "
         "reports it.",
