@@ -10,14 +10,44 @@ Monitors of sinks and our own virtual microphone are not offered as inputs (feed
 from __future__ import annotations
 
 import logging
+import os
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterable, Iterator, Mapping
 
-__all__ = ["Device", "list_devices", "has_microphone", "has_output", "OWN_NAMES"]
+__all__ = ["Device", "list_devices", "has_microphone", "has_output", "OWN_NAMES",
+           "ROUTE_ENV_LOCK", "routed_env"]
 
 log = logging.getLogger("percepnet.devices")
 
 #: sources/sinks created by our virtual microphone: never offered as input or output
 OWN_NAMES = ("percepnet_mic", "percepnet_mic_sink")
+
+
+#: Held while the process environment carries stream routing (PULSE_SINK/SOURCE/PROP):
+#: libpulse inside PortAudio's ALSA plugin reads it when a stream is opened.
+ROUTE_ENV_LOCK = threading.RLock()
+
+
+@contextmanager
+def routed_env(env: Mapping[str, str], clear: Iterable[str] = ()) -> Iterator[None]:
+    """Set ``env`` (after removing the ``clear`` variables) for the duration of a stream
+    open, under :data:`ROUTE_ENV_LOCK`; the previous environment is restored after."""
+    with ROUTE_ENV_LOCK:
+        keys = set(env) | set(clear)
+        saved = {k: os.environ.get(k) for k in keys}
+        try:
+            for k in clear:
+                os.environ.pop(k, None)
+            os.environ.update(env)
+            yield
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from percepnet.dsp.denoiser import Denoiser, FrameInfo
 from percepnet.dsp.pitch import VOICING_THRESHOLD
 from percepnet.dsp.spectrum import SPECTRUM_FLOOR_DB, log_spectrum_db, make_spectrum_state
 
+from .devices import routed_env
 from .telemetry import SCALAR_FIELDS, Telemetry
 
 __all__ = ["EngineCore", "Engine", "Diagnostics", "DEMO_DEVICE", "NULL_DEVICE", "BLOCK_SIZE",
@@ -71,7 +72,6 @@ STALL_TIMEOUT_S = 0.75
 FIRST_CALLBACK_TIMEOUT_S = 3.0
 
 _SC = {name: i for i, name in enumerate(SCALAR_FIELDS)}
-_ROUTE_LOCK = threading.RLock()
 
 
 def demo_clip(snr_db: float = 5.0) -> np.ndarray:
@@ -430,6 +430,7 @@ class Engine:
         self.warnings: list[str] = []
         self._want_restart = threading.Event()
         self._token = f"{os.getpid()}-{id(self):x}"
+        self._routed = ("", "")
         self._pulse = None  # supervisor's pulsectl connection (lazy)
         self._last_route_check = 0.0
         self._reconnect_tries = 0
@@ -578,6 +579,8 @@ class Engine:
         self._callbacks_since_open = 0
         self._stream_started = time.monotonic()
         self._timing_clean = False
+        # which devices the sound server routes (looked up once per open, not per check)
+        self._routed = self._pulse_names()
         try:
             if self._uses_demo():
                 if self._demo is None:
@@ -633,30 +636,11 @@ class Engine:
         return dev, {var: name}
 
     def _open_with_env(self, env: dict[str, str], factory):
-        try:  # one lock for every code path that routes a stream through the environment
-            from .virtual_mic_pulse import ROUTE_ENV_LOCK
-        except ImportError:  # pragma: no cover
-            ROUTE_ENV_LOCK = _ROUTE_LOCK
-        with ROUTE_ENV_LOCK:
-            return self._open_with_env_locked(env, factory)
-
-    def _open_with_env_locked(self, env: dict[str, str], factory):
-        keys = ("PULSE_SOURCE", "PULSE_SINK", "PULSE_PROP")
-        saved = {k: os.environ.get(k) for k in keys}
-        try:
-            for k in keys:
-                os.environ.pop(k, None)
-            os.environ.update(env)
-            # tag our streams so the supervisor can find them on the sound server
-            os.environ["PULSE_PROP"] = (f"application.name=PercepNet media.role=phone "
-                                        f"percepnet.stream={self._token}")
+        # tag our streams so the supervisor can find them on the sound server
+        tagged = {**env, "PULSE_PROP": (f"application.name=PercepNet media.role=phone "
+                                        f"percepnet.stream={self._token}")}
+        with routed_env(tagged, clear=("PULSE_SOURCE", "PULSE_SINK")):
             return factory()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
 
     def _make_duplex_stream(self):
         sd = _sd()
@@ -793,7 +777,7 @@ class Engine:
                     if dead:
                         log.warning("audio stream stopped (device gone or server restarted); "
                                     "re-initialising")
-                        src, snk = self._pulse_names()
+                        src, snk = self._routed
                         self._reinit(rescan=not (src or snk))
                     elif now - self._last_route_check >= 0.5:
                         self._last_route_check = now
@@ -803,7 +787,7 @@ class Engine:
                 elif self._state == "reconnecting":
                     # a routed (sound-server) device only needs reopening; a PortAudio one
                     # needs a rescan to be seen again
-                    src, snk = self._pulse_names()
+                    src, snk = self._routed
                     self._reinit(rescan=not (src or snk) or self._reconnect_tries % 5 == 4)
                     self._reconnect_tries += 1
             if self.on_status is not None and now - last_status >= 1.0:
@@ -829,7 +813,7 @@ class Engine:
     def _route_lost(self) -> bool:
         """True when the sound server moved our stream off the chosen source/sink (it was
         unplugged; the server fell back to its default) and the chosen one exists again."""
-        src, snk = self._pulse_names()
+        src, snk = self._routed
         if not src and not snk:
             return False
         try:

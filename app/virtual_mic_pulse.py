@@ -41,6 +41,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from percepnet.app.devices import ROUTE_ENV_LOCK, routed_env  # noqa: F401 (re-exported)
 from percepnet.app.virtual_mic import (
     MIC_DESCRIPTION, SAMPLE_RATE_HZ, SINK_NAME, SOURCE_NAME, MicStatus, PlayFn, SelfTestResult,
     VirtualMic, analyse_tone, make_tone, preferred_stream_device,
@@ -51,10 +52,6 @@ __all__ = ["PulseVirtualMic", "KeepAlive", "Supervisor", "ROUTE_ENV_LOCK", "modu
 
 log = logging.getLogger(__name__)
 
-#: held while the process environment is changed to route a PortAudio stream (PULSE_SINK,
-#: PULSE_SOURCE, PIPEWIRE_NODE are read when the ALSA plugin opens the stream); the engine
-#: should hold it too when it sets PULSE_SINK around opening its output stream
-ROUTE_ENV_LOCK = threading.RLock()
 
 _INVALID_INDEX = 0xFFFFFFFF
 _CLIENT_NAME = "percepnet-virtual-mic"
@@ -496,18 +493,9 @@ def _pacat_args(server: str | None) -> list[str]:
 
 def _open_routed(stream_factory: Callable[[], Any], env: Mapping[str, str]) -> Any:
     """Open and start a PortAudio stream with ``env`` set (routing for the ALSA plugins)."""
-    with ROUTE_ENV_LOCK:
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            stream = stream_factory()
-            stream.start()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    with routed_env(env):
+        stream = stream_factory()
+        stream.start()
     return stream
 
 
