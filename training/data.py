@@ -42,7 +42,7 @@ from scipy.signal import butter, fftconvolve, lfilter, sosfilt
 from percepnet.dsp.constants import HOP_SIZE
 from percepnet.dsp.features import compute_features_and_targets
 
-from .sources import RATE, Clip, Corpus, load48, load_corpus, trim_silence
+from .sources import RATE, TTS_PREFIX, Clip, Corpus, load48, load_corpus, trim_silence
 
 SPLIT_IDS = {"train": 0, "val": 1}
 NOISE_WEIGHTS = {"recorded": 3.0, "typing": 1.0, "music": 1.0, "white": 0.5, "pink": 1.0,
@@ -69,6 +69,13 @@ class Augment:
     #: often (mitigation 3 of the bandwidth trap: oversample the fullband sources)
     fullband_weight: float = 3.0
     fullband_hz: float = 18000.0
+    #: share of examples whose speaker is a text-to-speech voice (``training.tts``; speakers
+    #: named ``tts-*``), when the corpus has any: variety at a low weight, not the bulk
+    tts_share: float = 0.2
+    #: pitch/tempo change by resampling: within +-speed_semitones, probability p_speed
+    speed_semitones: float = 2.0
+    #: limits of the resampling factor (tempo change)
+    speed_range: tuple[float, float] = (0.9, 1.1)
     lowpass_hz: float | None = None
     reverb: bool | None = None
     snr_db: float | None = None
@@ -334,11 +341,16 @@ def make_example(rng: np.random.Generator, corpus: Corpus, seconds: float,
     speakers = corpus.speakers
     bw_of = corpus.speaker_bandwidths()
     p = np.array([aug.fullband_weight if bw_of[s] >= aug.fullband_hz else 1.0 for s in speakers])
+    is_tts = np.array([s.startswith(TTS_PREFIX) for s in speakers])
+    if is_tts.any() and (~is_tts).any():
+        p = np.where(is_tts, aug.tts_share * p / p[is_tts].sum(),
+                     (1.0 - aug.tts_share) * p / p[~is_tts].sum())
     speaker = speakers[int(rng.choice(len(speakers), p=p / p.sum()))]
-    # speed: pitch within +-2 semitones, tempo within +-10 % (one resampling does both)
+    # speed: pitch within +-speed_semitones, tempo likewise (one resampling does both)
     factor = 1.0
     if rng.random() < aug.p_speed:
-        factor = float(np.clip(2 ** (rng.uniform(-2, 2) / 12), 0.9, 1.1))
+        factor = float(np.clip(2 ** (rng.uniform(-aug.speed_semitones, aug.speed_semitones)
+                                     / 12), *aug.speed_range))
     speech, bw, _ = _speech_track(rng, corpus.clips_of(speaker), n, factor)
     speech = rand_eq(rng, speech)
 
@@ -427,12 +439,13 @@ def _one(args):
 def write_shards(out_dir: str | Path, split: str, n_examples: int, seconds: float, seed: int,
                  examples_per_shard: int = 256, corpus: Corpus | None = None,
                  workers: int = 2, aug: Augment | None = None, progress: bool = False,
-                 music: bool = False) -> dict:
+                 music: bool = False, tts_per_voice: int = 0) -> dict:
     """Write ``out_dir/shard-00000.npz``... (features [N, T, 70], gains, strengths, mask
     [N, T, 34], float32) and ``out_dir/meta.json``; returns the meta dict."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    corpus = corpus if corpus is not None else load_corpus(split, music=music)
+    corpus = corpus if corpus is not None else load_corpus(split, music=music,
+                                                           tts_per_voice=tts_per_voice)
     aug = aug or Augment()
     jobs = [(seed, split, i, seconds, aug) for i in range(n_examples)]
     infos: list[dict] = [None] * n_examples  # type: ignore[list-item]
@@ -513,11 +526,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-shard", type=int, default=256)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--music", action="store_true", help="also fetch wesnoth-1.16-music (large)")
+    p.add_argument("--tts-per-voice", type=int, default=0, metavar="N",
+                   help="add text-to-speech voices (training.tts), N utterances each, to the "
+                        "training speakers (default: none)")
+    p.add_argument("--tts-share", type=float, default=Augment.tts_share,
+                   help="share of examples spoken by a TTS voice (default: %(default)s)")
+    p.add_argument("--speed-semitones", type=float, default=Augment.speed_semitones,
+                   help="pitch/tempo perturbation range (default: +-%(default)s semitones)")
+    p.add_argument("--speed-range", type=float, nargs=2, default=Augment.speed_range,
+                   metavar=("LO", "HI"), help="limits of the resampling factor")
     a = p.parse_args(argv)
     for split, n in (("train", a.train), ("val", a.val)):
         if n > 0:
             write_shards(a.out / split, split, n, a.seconds, a.seed, a.per_shard,
-                         workers=a.workers, progress=True, music=a.music)
+                         workers=a.workers, progress=True, music=a.music,
+                         tts_per_voice=a.tts_per_voice,
+                         aug=Augment(tts_share=a.tts_share, speed_semitones=a.speed_semitones,
+                                     speed_range=tuple(a.speed_range)))
     return 0
 
 

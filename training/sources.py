@@ -56,6 +56,8 @@ G722_RATE = 16_000
 G722_BITRATE = 64_000
 LANGUAGES = ("ru", "fr", "da", "be", "ro", "bg", "ca", "lt", "nl", "el")
 VALIDATION_SPEAKERS = ("da", "bg")
+#: speaker-name prefix of the text-to-speech voices (``training.tts``), training split only
+TTS_PREFIX = "tts-"
 MANIFEST_VERSION = 2
 #: fraction of recorded noise files held out for validation (chosen by a hash of the name)
 NOISE_VAL_FRACTION = 0.15
@@ -292,8 +294,10 @@ def build_manifest(music: bool = False, workers: int = 2) -> dict:
     return manifest
 
 
-def load_corpus(split: str, music: bool = False) -> Corpus:
-    """The corpus of one split ("train" or "val") from the cached manifest."""
+def load_corpus(split: str, music: bool = False, tts_per_voice: int = 0) -> Corpus:
+    """The corpus of one split ("train" or "val") from the cached manifest; with
+    ``tts_per_voice`` > 0 the training split also gets the text-to-speech voices of
+    ``training.tts`` (that many utterances each; babble stays real speech)."""
     if split not in ("train", "val"):
         raise ValueError(split)
     m = build_manifest(music=music)
@@ -302,8 +306,13 @@ def load_corpus(split: str, music: bool = False) -> Corpus:
     noises = [Clip(**c) for c in m["noises"] if c["split"] == split]
     # music and key one-shots are split by file hash too
     music_files = [f for f in m["music"] if _split_of_noise(Path(f).name) == split]
-    return Corpus(split, [c for c in speech if c.split == split], noises, list(m["keys"]),
-                  music_files, [c for c in speech if c.split == "train"])
+    clips = [c for c in speech if c.split == split]
+    if tts_per_voice > 0 and split == "train":
+        from training.tts import build_tts
+
+        clips += [Clip(**c) for c in build_tts(per_voice=tts_per_voice)]
+    return Corpus(split, clips, noises, list(m["keys"]), music_files,
+                  [c for c in speech if c.split == "train"])
 
 
 def manifest_digest(corpus: Corpus) -> str:

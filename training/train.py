@@ -58,12 +58,20 @@ class ShardSet:
     ARRAYS = ("features", "gains", "strengths", "mask")
 
     def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory)
-        files = sorted(self.directory.glob("shard-*.npz"))
-        if not files:
-            raise FileNotFoundError(f"{self.directory}: no shard-*.npz files")
-        meta_path = self.directory / "meta.json"
-        self.meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        """directory: one shard directory, or several joined with ``os.pathsep`` (their
+        examples are concatenated; ``meta`` then lists each directory's meta under "parts")."""
+        dirs = [Path(d) for d in str(directory).split(os.pathsep) if d]
+        self.directory = dirs[0]
+        files, metas = [], []
+        for d in dirs:
+            found = sorted(d.glob("shard-*.npz"))
+            if not found:
+                raise FileNotFoundError(f"{d}: no shard-*.npz files")
+            files += found
+            meta_path = d / "meta.json"
+            metas.append(json.loads(meta_path.read_text()) if meta_path.exists() else {})
+        self.meta = metas[0] if len(dirs) == 1 else {
+            "parts": [{"dir": str(d), **_meta_summary(m)} for d, m in zip(dirs, metas)]}
         self.examples: list[tuple[np.ndarray, ...]] = []
         for f in files:
             with np.load(f, allow_pickle=False) as z:
@@ -80,7 +88,7 @@ class ShardSet:
                     np.nan_to_num(strengths[i]),
                     np.nan_to_num(mask[i]),
                 ))
-        self.files = [f.name for f in files]
+        self.files = [f.name if len(dirs) == 1 else str(f) for f in files]
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -229,6 +237,9 @@ class TrainConfig:
     progress_every: int = 10
     quiet: bool = False
     export: bool = True
+    #: start from the weights and feature normalisation of this checkpoint (a ``last.pt`` of
+    #: the same architecture) with a fresh optimiser and schedule: fine-tuning stage
+    init: str | None = None
     extra: dict = field(default_factory=dict)
 
     def arch_dict(self) -> dict:
@@ -236,10 +247,13 @@ class TrainConfig:
 
     def fingerprint(self) -> dict:
         """What must match for a resume to continue the same run."""
-        return {"arch": self.arch_dict(), "epochs": self.epochs, "batch": self.batch,
-                "seq_frames": self.seq_frames, "seed": self.seed, "lr": self.lr,
-                "lr_min": self.lr_min, "weight_decay": self.weight_decay,
-                "grad_clip": self.grad_clip}
+        fp = {"arch": self.arch_dict(), "epochs": self.epochs, "batch": self.batch,
+              "seq_frames": self.seq_frames, "seed": self.seed, "lr": self.lr,
+              "lr_min": self.lr_min, "weight_decay": self.weight_decay,
+              "grad_clip": self.grad_clip}
+        if self.init:
+            fp["init"] = str(self.init)
+        return fp
 
 
 def lr_at(step: int, total: int, lr: float, lr_min: float) -> float:
@@ -299,6 +313,15 @@ def _threads(cfg: TrainConfig) -> int:
         return os.cpu_count() or 1
 
 
+def _init_summary(path: str | None) -> dict | None:
+    """What a fine-tuning run started from: the checkpoint and that run's epoch history."""
+    if not path:
+        return None
+    state = torch.load(path, weights_only=True)
+    return {"checkpoint": str(path), "steps": state["step"],
+            "history": json.loads(state["history"])}
+
+
 def _meta_summary(meta: dict) -> dict:
     """A shard directory's meta.json for the manifest: per-shard lists dropped, long lists
     reduced to their length."""
@@ -348,6 +371,11 @@ def _train(cfg: TrainConfig) -> dict:
         epoch, batch_index, step = state["epoch"], state["batch_index"], state["step"]
         history = json.loads(state["history"])
         elapsed_before = state["elapsed_s"]
+    elif cfg.init:
+        init = torch.load(cfg.init, weights_only=True)
+        if init["fingerprint"]["arch"] != arch:
+            raise ValueError(f"{cfg.init}: checkpoint has another architecture")
+        model.load_state_dict(init["model"])  # includes feat_mean/feat_std
     else:
         mean, std = feature_stats(train_data)
         model.set_normalisation(mean, std)
@@ -437,6 +465,7 @@ def _train(cfg: TrainConfig) -> dict:
                           "schedule": "cosine per step", "weight_decay": cfg.weight_decay,
                           "grad_clip_norm": cfg.grad_clip},
             "loss": {"gamma": GAMMA, "c4": C4},
+            "init": _init_summary(cfg.init),
             "train_data": {"dir": str(cfg.train_dir), "files": train_data.files,
                            "examples": len(train_data), "frames": train_data.n_frames,
                            "meta": _meta_summary(train_data.meta)},
@@ -461,7 +490,8 @@ def _train(cfg: TrainConfig) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n")[0])
-    p.add_argument("--train", required=True, help="training shard directory")
+    p.add_argument("--train", required=True, nargs="+",
+                   help="training shard directory (several: their examples are combined)")
     p.add_argument("--val", required=True, help="validation shard directory")
     p.add_argument("--arch", choices=sorted(ARCHITECTURES), default="small")
     p.add_argument("--epochs", type=int, default=12)
@@ -480,15 +510,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: all cores; use fewer on a busy machine, "
                         "oversubscribed threads slow training down many times)")
+    p.add_argument("--init", default=None, metavar="CHECKPOINT",
+                   help="fine-tune: start from this checkpoint's weights (same architecture) "
+                        "with a fresh optimiser and learning-rate schedule")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     name = a.name or a.arch
     cfg = TrainConfig(
-        train_dir=a.train, val_dir=a.val, arch=a.arch, epochs=a.epochs, batch=a.batch,
+        train_dir=os.pathsep.join(a.train), val_dir=a.val, arch=a.arch, epochs=a.epochs, batch=a.batch,
         seq_frames=a.seq_frames, out_dir=a.out, name=name,
         checkpoints=a.checkpoints or str(Path.home() / ".cache" / "percepnet" / "checkpoints" / name),
         resume=a.resume, max_minutes=a.max_minutes, seed=a.seed, lr=a.lr, lr_min=a.lr_min,
-        threads=a.threads, quiet=a.quiet)
+        threads=a.threads, quiet=a.quiet, init=a.init)
     summary = train(cfg)
     return 0 if summary["manifest"] else 1
 

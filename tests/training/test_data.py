@@ -254,3 +254,26 @@ def test_silent_noise_clips_are_redrawn(tmp_path):
     for seed in range(10):
         x = _recorded(np.random.default_rng(seed), clips, 4800)
         assert np.sqrt(np.mean(x**2)) > 0.05
+
+
+def test_tts_voices_get_their_share(corpus):
+    """Text-to-speech voices (speakers named tts-*) are drawn with probability tts_share as a
+    group, however many of them there are; the real speakers keep their relative weights."""
+    tts = [replace(c, speaker=f"tts-espeak-v{k}") for k in range(6) for c in corpus.speech[:1]]
+    mixed = replace(corpus, speech=list(corpus.speech) + tts)
+    aug = D.Augment(p_reverb=0.0, p_lowpass=0.0, noise_kinds=("white",), tts_share=0.25)
+    drawn = [D.make_example(np.random.default_rng(s), mixed, 0.2, aug)["speaker"]
+             for s in range(200)]
+    share = sum(s.startswith("tts-") for s in drawn) / len(drawn)
+    assert 0.15 < share < 0.35  # 0.25 expected; 6 / 9 = 0.67 if drawn like real speakers
+    assert {s for s in drawn if not s.startswith("tts-")} == {"ru", "fr", "da"}
+
+
+@pytest.mark.parametrize("semitones, lo, hi", [(2.0, 0.9, 1.1), (3.0, 0.84, 1.19)])
+def test_speed_perturbation_range(corpus, semitones, lo, hi):
+    aug = D.Augment(p_reverb=0.0, p_lowpass=0.0, noise_kinds=("white",), p_speed=1.0,
+                    speed_semitones=semitones, speed_range=(lo, hi))
+    f = np.array([D.make_example(np.random.default_rng(s), corpus, 0.2, aug)["speed"]
+                  for s in range(60)])
+    assert f.min() >= lo and f.max() <= hi
+    assert f.min() < 1 - 0.6 * (1 - lo) and f.max() > 1 + 0.6 * (hi - 1)  # spans the range

@@ -182,3 +182,32 @@ def test_resume_refuses_a_checkpoint_of_another_configuration(shards, tmp_path):
     train(_cfg(shards, tmp_path, epochs=1, export=False))
     with pytest.raises(ValueError, match="different configuration"):
         train(_cfg(shards, tmp_path, epochs=2, resume=True, export=False))
+
+
+def test_several_shard_directories_are_combined(shards):
+    import os
+
+    one, two = ShardSet(shards / "train"), ShardSet(shards / "val")
+    both = ShardSet(f"{shards / 'train'}{os.pathsep}{shards / 'val'}")
+    assert len(both) == len(one) + len(two) and both.n_frames == one.n_frames + two.n_frames
+    np.testing.assert_array_equal(both.examples[len(one)][0], two.examples[0][0])
+    assert [p["dir"] for p in both.meta["parts"]] == [str(shards / "train"), str(shards / "val")]
+
+
+def test_init_fine_tunes_from_a_checkpoint(shards, tmp_path):
+    """--init starts from the checkpoint's weights and normalisation (its first validation is
+    not that of a fresh model) with a fresh schedule, and records where it started."""
+    first = train(_cfg(shards, tmp_path / "a", epochs=3))
+    ckpt = tmp_path / "a" / "ckpt" / "last.pt"
+    fresh = train(_cfg(shards, tmp_path / "b", epochs=1, export=False))
+    tuned = train(_cfg(shards, tmp_path / "c", epochs=1, init=str(ckpt)))
+    assert tuned["step"] == fresh["step"]  # its own schedule, not the checkpoint's
+    assert tuned["history"][0]["val_loss"] < fresh["history"][0]["val_loss"]
+    # with a vanishing learning rate it is exactly the checkpoint's model
+    still = train(_cfg(shards, tmp_path / "d", epochs=1, init=str(ckpt), lr=1e-12, lr_min=1e-12,
+                       export=False))
+    assert still["history"][0]["val_loss"] == pytest.approx(first["history"][-1]["val_loss"],
+                                                            abs=1e-6)
+    init = json.loads(open(tuned["manifest"]).read())["training"]["init"]
+    assert init["checkpoint"] == str(ckpt) and init["steps"] == first["step"]
+    assert [h["val_loss"] for h in init["history"]] == [h["val_loss"] for h in first["history"]]
