@@ -5,7 +5,8 @@ Commands so far:
 - ``percepnet run [--input-device DEV] [--output-device DEV] [--atten-limit-db DB]
   [--virtual-mic] [--duration S]``: the headless real-time service.
 - ``percepnet mic {status,remove,self-test}``: the virtual microphone.
-- ``percepnet denoise IN OUT [--model NAME|PATH] [--atten-limit-db DB]``: files or folders.
+- ``percepnet denoise IN OUT [--model NAME|PATH] [--atten-limit-db DB] [--[no-]use-comb]
+  [--[no-]use-postfilter]``: files or folders.
 - ``percepnet oracle --clean C --noisy N -o OUT [--stages gains|comb|all]``: the streaming
   PercepNet chain driven by oracle gains computed from the clean file.
 - ``percepnet demo [--out-dir DIR]``: the oracle chain on the bundled demo clip (what
@@ -20,6 +21,10 @@ from pathlib import Path
 
 
 from percepnet import __version__
+
+#: settings (``percepnet.app.settings.PARAMS``) that ``percepnet denoise`` takes as flags;
+#: their defaults are the registry's (the config file is for the live app)
+DENOISE_PARAMS = ("atten_limit_db", "use_comb", "use_postfilter")
 
 __all__ = ["main", "build_parser"]
 
@@ -52,8 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("output", type=Path, metavar="OUT", help="output file or folder")
     n.add_argument("--model", default=None, metavar="NAME|PATH",
                    help="installed model name or path to its .json/.npz (default: the shipped model)")
-    n.add_argument("--atten-limit-db", type=float, default=100.0, metavar="DB",
-                   help="maximum attenuation in dB, 0 (none) to 100 (unlimited) (default: %(default)s)")
+    from percepnet.app import settings
+
+    # defined once in the settings registry (default, range, unit, help), like `run`'s flags
+    settings.add_arguments(n, DENOISE_PARAMS)
 
     from percepnet.app import service
 
@@ -94,13 +101,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "denoise":
             from percepnet.app.models import default_model_name, load_model
             from percepnet.app.offline import denoise_paths
-            from percepnet.dsp.denoiser import ATTEN_LIMIT_DB_RANGE
+            from percepnet.app.settings import PARAMS
 
-            lo, hi = ATTEN_LIMIT_DB_RANGE
-            if not lo <= args.atten_limit_db <= hi:
-                parser.error(f"--atten-limit-db must be within {lo:g}..{hi:g}")
+            opts = {k: PARAMS[k].default if getattr(args, k) is None else getattr(args, k)
+                    for k in DENOISE_PARAMS}
             model = load_model(args.model if args.model is not None else default_model_name())
-            if denoise_paths(args.input, args.output, model, atten_limit_db=args.atten_limit_db):
+            if denoise_paths(args.input, args.output, model, **opts):
                 return 1
             if not args.input.is_dir():
                 print(f"wrote {args.output}")

@@ -109,12 +109,19 @@ def _progress(label: str, done: float, total: float) -> None:
 
 
 def denoise_signal(x48: np.ndarray, model, *, atten_limit_db: float = 100.0,
+                   use_comb: bool | None = None, use_postfilter: bool | None = None,
                    label: str | None = None) -> np.ndarray:
     """Denoise a 48 kHz mono signal with a fresh :class:`Denoiser`; output aligned with the
-    input and of its length (the same samples as streaming it and dropping the delay)."""
+    input and of its length (the same samples as streaming it and dropping the delay).
+    use_comb / use_postfilter: None = the product default (``settings.PARAMS``)."""
+    from percepnet.app.settings import PARAMS
     from percepnet.dsp.denoiser import Denoiser
 
-    den = Denoiser(model, atten_limit_db=atten_limit_db)
+    use_comb = PARAMS["use_comb"].default if use_comb is None else use_comb
+    use_postfilter = PARAMS["use_postfilter"].default if use_postfilter is None else use_postfilter
+
+    den = Denoiser(model, atten_limit_db=atten_limit_db, use_comb=use_comb,
+                   use_postfilter=use_postfilter)
     n = x48.shape[0]
     out = np.empty(n + den.delay_samples)
     show = label is not None and n > _PROGRESS_MIN_S * SAMPLE_RATE_HZ
@@ -127,7 +134,8 @@ def denoise_signal(x48: np.ndarray, model, *, atten_limit_db: float = 100.0,
     return out[den.delay_samples:]
 
 
-def denoise_file(in_path: Path, out_path: Path, model, *, atten_limit_db: float = 100.0) -> None:
+def denoise_file(in_path: Path, out_path: Path, model, *, atten_limit_db: float = 100.0,
+                 use_comb: bool | None = None, use_postfilter: bool | None = None) -> None:
     """Denoise one file: any rate (soxr to 48 kHz and back), each channel independently;
     the output keeps the input's rate, channels, length and (where possible) subtype."""
     if out_path.exists() and out_path.resolve() == in_path.resolve():
@@ -137,18 +145,20 @@ def denoise_file(in_path: Path, out_path: Path, model, *, atten_limit_db: float 
     y48 = np.empty_like(x48)
     for ch in range(x48.shape[1]):
         label = f"{in_path.name} ch{ch + 1}" if x48.shape[1] > 1 else in_path.name
-        y48[:, ch] = denoise_signal(x48[:, ch], model, atten_limit_db=atten_limit_db, label=label)
+        y48[:, ch] = denoise_signal(x48[:, ch], model, atten_limit_db=atten_limit_db,
+                                    use_comb=use_comb, use_postfilter=use_postfilter, label=label)
     out = from_model_rate(y48, rate, data.shape[0])
     write_audio(out_path, out, rate, subtype=subtype, protect=(in_path,))
 
 
-def denoise_paths(in_path: Path, out_path: Path, model, *, atten_limit_db: float = 100.0) -> int:
+def denoise_paths(in_path: Path, out_path: Path, model, **options) -> int:
     """File -> file, or folder -> folder (audio files by suffix, sub-folders mirrored).
 
     Returns the number of files that failed (each reported on stderr in one line).
+    options: ``denoise_file``'s (atten_limit_db, use_comb, use_postfilter).
     """
     if not in_path.is_dir():
-        denoise_file(in_path, out_path, model, atten_limit_db=atten_limit_db)
+        denoise_file(in_path, out_path, model, **options)
         return 0
     if out_path.exists() and out_path.resolve() == in_path.resolve():
         raise AudioFileError(f"{out_path}: output folder must differ from the input folder")
@@ -160,7 +170,7 @@ def denoise_paths(in_path: Path, out_path: Path, model, *, atten_limit_db: float
         target = out_path / f.relative_to(in_path)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            denoise_file(f, target, model, atten_limit_db=atten_limit_db)
+            denoise_file(f, target, model, **options)
             print(f"wrote {target}")
         except AudioFileError as exc:
             failed += 1

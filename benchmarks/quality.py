@@ -153,22 +153,35 @@ def scores(clean: np.ndarray, y: np.ndarray, dnsmos: DNSMOS | None = None,
 
 # --------------------------------------------------------------------------- development set
 
-def item_settings(i: int, seed: int) -> dict:
+def item_settings(i: int, seed: int, snr_bins=SNR_BINS, rooms: str = "both") -> dict:
     """Noise kind, SNR and room of item i: kinds cycle fastest, then each kind meets the SNR
-    bins in turn (40 items: each kind x bin once) and alternates dry / reverberant."""
+    bins in turn (40 items: each kind x bin once) and alternates dry / reverberant (rooms
+    "both"; "dry" or "reverberant": that room only)."""
     rng = np.random.default_rng([seed, i])
     kind = NOISE_KINDS[i % len(NOISE_KINDS)]
     j = i // len(NOISE_KINDS)
-    lo, hi = SNR_BINS[i % len(SNR_BINS)]
-    return {"kind": kind, "snr_db": float(rng.uniform(lo, hi)), "reverb": bool(j % 2),
-            "rng": rng}
+    n = len(snr_bins)
+    # i % n meets every (kind, bin) pair when n and the kind count share no factor (5 bins);
+    # otherwise shift the bins by one each cycle of kinds
+    lo, hi = snr_bins[i % n if math.gcd(n, len(NOISE_KINDS)) == 1 else (i + j) % n]
+    reverb = bool(j % 2) if rooms == "both" else rooms == "reverberant"
+    return {"kind": kind, "snr_db": float(rng.uniform(lo, hi)), "reverb": reverb, "rng": rng}
 
 
-def make_item(corpus, i: int, seconds: float, seed: int) -> dict:
+def snr_bins_between(lo: float, hi: float) -> tuple[tuple[float, float], ...]:
+    """The 5 dB bins of SNR_BINS inside [lo, hi]."""
+    bins = tuple(b for b in SNR_BINS if b[0] >= lo and b[1] <= hi)
+    if not bins:
+        raise ValueError(f"no 5 dB SNR bin inside {lo:g}...{hi:g} dB")
+    return bins
+
+
+def make_item(corpus, i: int, seconds: float, seed: int, snr_bins=SNR_BINS,
+              rooms: str = "both") -> dict:
     """One development mixture (``training.data.make_example`` with fixed settings)."""
     from training.data import Augment, make_example
 
-    s = item_settings(i, seed)
+    s = item_settings(i, seed, snr_bins, rooms)
     aug = Augment(snr_db=s["snr_db"], reverb=s["reverb"], lowpass_hz=None, p_lowpass=0.0,
                   p_speed=0.0, p_noise_only=0.0, p_speech_only=0.0, p_two_noises=0.0,
                   noise_kinds=(s["kind"],))
@@ -269,16 +282,20 @@ def _plots(rows, systems, out_dir: Path, snr_groups, kinds) -> list[str]:
 
 
 def build_report(rows: list[dict], systems: list[str], meta: dict, out_dir: Path) -> list[str]:
-    snr_groups = [snr_bin_label((lo + hi) / 2) for lo, hi in SNR_BINS]
+    snr_groups = [snr_bin_label((a + b) / 2) for a, b in SNR_BINS
+                  if any(r["snr_bin"] == snr_bin_label((a + b) / 2) for r in rows)]
     kinds = [k for k in NOISE_KINDS if any(r["kind"] == k for r in rows)]
     fullband = [r for r in rows if r["bandwidth_hz"] >= FULLBAND_HZ]
+    lo, hi = meta.get("snr_range", (SNR_BINS[0][0], SNR_BINS[-1][1]))
+    rev = "(RT60 0.1-0.9 s, reference = direct path + 20 ms early reflections)"
+    rooms = {"both": f"dry and reverberant items alternate {rev}", "dry": "dry rooms only",
+             "reverberant": f"reverberant rooms only {rev}"}[meta.get("rooms", "both")]
     lines = [
         f"# Quality: `{meta['model']}` against its peers on {len(rows)} development mixtures",
         "",
         f"Command: `{meta['command']}`. {meta['seconds']:g} s items; validation speakers "
         f"{', '.join(meta['speakers'])} (never trained on); noise files held out of training; "
-        "SNR -5...20 dB; dry and reverberant (RT60 0.1-0.9 s, reference = direct path + 20 ms "
-        "early reflections). Every output is time-aligned with the input (peers: constant "
+        f"SNR {lo:+g}...{hi:+g} dB; {rooms}. Every output is time-aligned with the input (peers: constant "
         "delay removed; 'lag' = median residual lag, in samples, of the cross-correlation peak "
         "of the output against the clean reference after compensation; a residual of 1-2 "
         "samples, seen for RNNoise, moves SI-SDR by about 0.1 dB). "
@@ -310,7 +327,9 @@ def build_report(rows: list[dict], systems: list[str], meta: dict, out_dir: Path
     sub = [r for r in rows if 0.0 <= r["snr_db"] < 10.0]
     if sub:
         sub_fb = [r for r in sub if r["bandwidth_hz"] >= FULLBAND_HZ]
-        lines += ["", f"## Input SNR 0-10 dB ({len(sub)} items, dry and reverberant)", "",
+        room_note = {"both": "dry and reverberant", "dry": "dry",
+                     "reverberant": "reverberant"}[meta.get("rooms", "both")]
+        lines += ["", f"## Input SNR 0-10 dB ({len(sub)} items, {room_note})", "",
                   "| system | PESQ-WB | STOI | SI-SDR dB | DNSMOS OVRL | LSD 8-16 kHz dB | "
                   "LSD 16-20 kHz dB |", "|---|---|---|---|---|---|---|"]
         for s_ in systems:
@@ -359,10 +378,19 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--items", type=int, default=40, help="mixtures (default: %(default)s)")
     ap.add_argument("--seconds", type=float, default=10.0, help="length of each mixture")
     ap.add_argument("--seed", type=int, default=2020)
+    ap.add_argument("--snr-range", type=float, nargs=2, default=(-5.0, 20.0), metavar=("LO", "HI"),
+                    help="input SNRs, in whole 5 dB bins (default: %(default)s; the training "
+                         "issue's acceptance set: 0 10)")
+    ap.add_argument("--rooms", choices=("both", "dry", "reverberant"), default="both",
+                    help="dry, reverberant or alternating items (default: %(default)s)")
     ap.add_argument("--no-peers", action="store_true", help="score noisy / ours / oracle only")
     ap.add_argument("--no-dnsmos", action="store_true", help="leave DNSMOS out (faster)")
     ap.add_argument("--out", type=Path, default=Path("bench-out"))
     args = ap.parse_args(argv)
+    try:
+        snr_bins = snr_bins_between(*args.snr_range)
+    except ValueError as exc:
+        raise SystemExit(f"benchmarks.quality: {exc}") from None
     t0 = time.time()
     try:
         model_ref = args.model if args.model is not None else default_model_name()
@@ -393,7 +421,7 @@ def main(argv: list[str] | None = None) -> str:
     t_make = t_run = t_score = 0.0
     for i in range(args.items):
         ta = time.time()
-        ex = make_item(corpus, i, args.seconds, args.seed)
+        ex = make_item(corpus, i, args.seconds, args.seed, snr_bins, args.rooms)
         clean, noisy = ex["clean"], ex["noisy"]
         tb = time.time()
         outs = {"noisy": noisy, "ours": denoise_signal(noisy, model),
@@ -424,6 +452,7 @@ def main(argv: list[str] | None = None) -> str:
     timing = (f"Built, denoised and scored in {time.time() - t0:.0f} s (building the mixtures "
               f"{t_make:.0f} s, running the systems {t_run:.0f} s, scoring {t_score:.0f} s).")
     meta = {"model": str(model.path), "items": len(rows), "seconds": args.seconds,
+            "snr_range": [snr_bins[0][0], snr_bins[-1][1]], "rooms": args.rooms,
             "seed": args.seed, "speakers": sorted(set(corpus.speakers)), "systems": systems,
             "notes": notes, "timing": timing,
             "command": " ".join(["python -m benchmarks.quality",
