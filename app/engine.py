@@ -70,6 +70,11 @@ STALL_TIMEOUT_S = 0.75
 #: ... and one that has not delivered its first callback this long after opening (the
 #: sound server may take a moment to start a stream).
 FIRST_CALLBACK_TIMEOUT_S = 3.0
+#: Until a stream has delivered this many blocks (1 s of audio) it is still starting: the
+#: sound server runs the first few callbacks at once to fill its buffers, then may pause up
+#: to about a second before the device clock takes over (measured with PulseAudio's
+#: module-sine-source: 3 callbacks, then 0.85 s of nothing), so the start-up timeout applies.
+STARTUP_BLOCKS = SAMPLE_RATE_HZ // BLOCK_SIZE
 
 _SC = {name: i for i, name in enumerate(SCALAR_FIELDS)}
 
@@ -433,6 +438,9 @@ class Engine:
         self._routed = ("", "")
         self._pulse = None  # supervisor's pulsectl connection (lazy)
         self._last_route_check = 0.0
+        # PULSE_SOURCE / PULSE_SINK whose chosen device vanished: left out when opening, so
+        # the stream runs on the server's default until the device is back
+        self._gone: set[str] = set()
         self._reconnect_tries = 0
 
     # ------------------------------------------------------------------ controls
@@ -637,8 +645,9 @@ class Engine:
 
     def _open_with_env(self, env: dict[str, str], factory):
         # tag our streams so the supervisor can find them on the sound server
-        tagged = {**env, "PULSE_PROP": (f"application.name=PercepNet media.role=phone "
-                                        f"percepnet.stream={self._token}")}
+        tagged = {**{k: v for k, v in env.items() if k not in self._gone},
+                  "PULSE_PROP": (f"application.name=PercepNet media.role=phone "
+                                 f"percepnet.stream={self._token}")}
         with routed_env(tagged, clear=("PULSE_SOURCE", "PULSE_SINK")):
             return factory()
 
@@ -769,20 +778,34 @@ class Engine:
             with self._lock:
                 if self._state == "running":
                     st = self._stream
-                    if self._callbacks_since_open == 0:
-                        stalled = now - self._stream_started > FIRST_CALLBACK_TIMEOUT_S
+                    if self._callbacks_since_open < STARTUP_BLOCKS:
+                        stalled = now - self._last_callback > FIRST_CALLBACK_TIMEOUT_S
                     else:
                         stalled = now - self._last_callback > STALL_TIMEOUT_S
                     dead = st is not None and (not st.active or stalled)
                     if dead:
-                        log.warning("audio stream stopped (device gone or server restarted); "
-                                    "re-initialising")
+                        log.warning("audio stream stopped (device gone or server restarted: "
+                                    "%s); re-initialising",
+                                    "stream inactive" if not st.active else
+                                    f"no callback for {now - self._last_callback:.2f} s after "
+                                    f"{self._callbacks_since_open} callbacks")
                         src, snk = self._routed
                         self._reinit(rescan=not (src or snk))
                     elif now - self._last_route_check >= 0.5:
                         self._last_route_check = now
-                        if self._route_lost():
+                        route, gone = self._route_state()
+                        if route == "back":
                             log.info("the chosen device is back; moving the stream to it")
+                            self._gone = set()
+                            self._reinit(rescan=False)
+                        elif route == "gone" and not gone <= self._gone:
+                            # Reopen on the server's default (the vanished device left out):
+                            # a capture stream the server moved onto an idle source can
+                            # replay stale buffer contents (the unplugged mic's last audio)
+                            # for seconds, until the ALSA layer happens to recover.
+                            log.warning("the chosen device disappeared; using the sound "
+                                        "server's default until it is back")
+                            self._gone |= gone
                             self._reinit(rescan=False)
                 elif self._state == "reconnecting":
                     # a routed (sound-server) device only needs reopening; a PortAudio one
@@ -810,30 +833,33 @@ class Engine:
         src = "" if self._uses_demo() else name(self.input_device, "input")
         return src, name(self.output_device, "output")
 
-    def _route_lost(self) -> bool:
-        """True when the sound server moved our stream off the chosen source/sink (it was
-        unplugged; the server fell back to its default) and the chosen one exists again."""
+    def _route_state(self) -> tuple[str, set[str]]:
+        """Where the sound server has our stream against the chosen source/sink: ("ok", {})
+        (on it, or not routed), ("gone", vars) (a chosen device disappeared: vars are its
+        PULSE_SOURCE / PULSE_SINK) or ("back", {}) (we are elsewhere and the chosen device
+        exists again)."""
         src, snk = self._routed
         if not src and not snk:
-            return False
+            return "ok", set()
+        gone: set[str] = set()
         try:
             import pulsectl
 
             if self._pulse is None:
                 self._pulse = pulsectl.Pulse("percepnet-supervisor")
             p = self._pulse
-            if src:
-                ours = [so for so in p.source_output_list()
-                        if so.proplist.get("percepnet.stream") == self._token]
-                want = [s for s in p.source_list() if s.name == src]
-                if ours and want and ours[0].source != want[0].index:
-                    return True
-            if snk:
-                ours = [si for si in p.sink_input_list()
-                        if si.proplist.get("percepnet.stream") == self._token]
-                want = [s for s in p.sink_list() if s.name == snk]
-                if ours and want and ours[0].sink != want[0].index:
-                    return True
+            for name, streams, devices, attr, var in (
+                    (src, p.source_output_list, p.source_list, "source", "PULSE_SOURCE"),
+                    (snk, p.sink_input_list, p.sink_list, "sink", "PULSE_SINK")):
+                if not name:
+                    continue
+                ours = [st for st in streams()
+                        if st.proplist.get("percepnet.stream") == self._token]
+                want = [d for d in devices() if d.name == name]
+                if not want:
+                    gone.add(var)
+                elif var in self._gone or (ours and getattr(ours[0], attr) != want[0].index):
+                    return "back", set()
         except Exception:  # noqa: BLE001 - server gone: the stall check handles it
             if self._pulse is not None:
                 try:
@@ -841,7 +867,8 @@ class Engine:
                 except Exception:  # noqa: BLE001
                     pass
             self._pulse = None
-        return False
+            return "ok", set()
+        return ("gone", gone) if gone else ("ok", set())
 
     def _reinit(self, rescan: bool = True) -> None:
         """Close the stream, re-scan devices (PortAudio terminate/initialize, unless the

