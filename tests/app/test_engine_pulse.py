@@ -315,6 +315,56 @@ def test_input_device_removed_and_back(sinks, pulse_server, shipped_or_tiny):
     assert diag.state == "running" and diag.restarts >= 1, diag
 
 
+def _our_sink(server, engine) -> str:
+    """Name of the sink our stream plays into (found by the engine's stream tag)."""
+    import pulsectl
+
+    with pulsectl.Pulse("pn-test") as p:  # PULSE_SERVER points at the test server
+        sinks = {s.index: s.name for s in p.sink_list()}
+        for si in p.sink_input_list():
+            if si.proplist.get("percepnet.stream") == engine._token:
+                return sinks.get(si.sink, "")
+    return ""
+
+
+def test_output_device_removed_and_back(sinks, pulse_server, shipped_or_tiny):
+    """Unplugging the chosen output keeps the engine running on the server's default (no
+    error, audio keeps flowing); plugging it back moves the stream back to it."""
+    model, _ = shipped_or_tiny
+    mic = _load_sine_mic(pulse_server)
+    out_sink = pulse_server.load_null_sink("pn_usb_headset", "USB_Headset")
+    engine = Engine(model, input_device="pn_sine_mic", output_device="pn_usb_headset")
+    engine.start()
+    try:
+        t0 = time.monotonic()
+        while engine.core.blocks < 150 and time.monotonic() - t0 < 6.0:
+            time.sleep(0.05)
+        assert _our_sink(pulse_server, engine) == "pn_usb_headset"
+        pulse_server.unload_module(out_sink)  # unplug
+        time.sleep(2.0)
+        blocks = engine.core.blocks
+        time.sleep(1.0)
+        assert engine.core.blocks - blocks > 50, "audio stopped flowing after the unplug"
+        diag = engine.diagnostics()
+        assert diag.state == "running" and diag.errors == 0, diag
+        assert _our_sink(pulse_server, engine) not in ("", "pn_usb_headset")
+        out_sink = pulse_server.load_null_sink("pn_usb_headset", "USB_Headset")  # plug back
+        t_back, back = time.monotonic(), None
+        while time.monotonic() - t_back < 6.0:
+            if _our_sink(pulse_server, engine) == "pn_usb_headset":
+                back = time.monotonic() - t_back
+                break
+            time.sleep(0.05)
+        diag = engine.diagnostics()
+    finally:
+        engine.stop()
+        pulse_server.unload_module(mic)
+        pulse_server.unload_module(out_sink)
+    print(f"output device back: stream moved back after {back} s")
+    assert back is not None and back <= 2.0, diag
+    assert diag.state == "running" and diag.errors == 0, diag
+
+
 def test_listen_to_myself_plays_on_a_second_device(sinks, pulse_server, tmp_path,
                                                    shipped_or_tiny):
     """Monitor on: the processed voice also reaches the monitor device; off: it stops."""
