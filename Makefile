@@ -53,7 +53,7 @@ clean:
 #    (tuxpaint, festvox-ru, asterisk G.722 voices), 6 epochs from scratch: ~188 batches of
 #    16 x 10 s crops per epoch at ~3.6 s each (1 torch thread), ~78 min. Exported to the cache.
 # 2. Fine-tuning (--init) on those plus 3200 new mixtures (seed 2) in which 20 % of the
-#    speakers are text-to-speech voices (training.tts: espeak-ng and flite, 95 voices) and
+#    speakers are text-to-speech voices (training.tts: espeak-ng and flite, 92 voices) and
 #    pitch/tempo changes reach +-3 semitones: unseen speakers, not unseen noises, dominate
 #    the validation loss. 4 epochs at half the learning rate; exported to weights/small.
 # Making the data takes ~10 min per stage (training.data, 2 workers). Data and checkpoints go
