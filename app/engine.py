@@ -533,6 +533,7 @@ class Engine:
                 self.input_device = input_device
             if output_device is not None:
                 self.output_device = output_device
+            self._gone = set()  # a new choice: try it as it is
             if self._state != "stopped":
                 self._close_stream()
                 self._open_stream()
@@ -558,12 +559,7 @@ class Engine:
         with self._lock:
             self._close_stream()
             self._state = "stopped"
-        if self._pulse is not None:
-            try:
-                self._pulse.close()
-            except Exception:  # noqa: BLE001
-                pass
-            self._pulse = None
+        self._drop_pulse()
 
     close = stop
 
@@ -612,6 +608,57 @@ class Engine:
             self.core.last_error = f"cannot open audio device: {type(exc).__name__}: {exc}"
             log.warning("%s", self.core.last_error)
             self._close_stream()
+            # A chosen sound-server device that does not exist (unplugged before start, or a
+            # stale config) must not leave the audio path dead: run on the server's default
+            # and move to the chosen device when it appears (the supervisor's route check).
+            missing = self._missing_routed() - self._gone
+            if missing:
+                self._gone |= missing
+                src, snk = self._routed
+                names = [n for n, var in ((src, "PULSE_SOURCE"), (snk, "PULSE_SINK"))
+                         if var in missing]
+                self.core.last_error = (f"{' and '.join(names)} not found on the sound server; "
+                                        "using its default until it appears")
+                log.warning("%s", self.core.last_error)
+                self._open_stream()
+
+    def _pulse_connection(self):
+        """The supervisor's pulsectl connection (opened lazily), or None if the server is
+        unreachable."""
+        try:
+            import pulsectl
+
+            if self._pulse is None:
+                self._pulse = pulsectl.Pulse("percepnet-supervisor")
+            return self._pulse
+        except Exception:  # noqa: BLE001
+            self._drop_pulse()
+            return None
+
+    def _drop_pulse(self) -> None:
+        if self._pulse is not None:
+            try:
+                self._pulse.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self._pulse = None
+
+    def _missing_routed(self) -> set[str]:
+        """PULSE_SOURCE / PULSE_SINK whose chosen device the sound server does not have."""
+        src, snk = self._routed
+        p = self._pulse_connection() if (src or snk) else None
+        if p is None:
+            return set()
+        try:
+            missing = set()
+            if src and src not in {d.name for d in p.source_list()}:
+                missing.add("PULSE_SOURCE")
+            if snk and snk not in {d.name for d in p.sink_list()}:
+                missing.add("PULSE_SINK")
+            return missing
+        except Exception:  # noqa: BLE001
+            self._drop_pulse()
+            return set()
 
     def _close_stream(self) -> None:
         self._stop_pacer()
@@ -842,12 +889,10 @@ class Engine:
         if not src and not snk:
             return "ok", set()
         gone: set[str] = set()
+        p = self._pulse_connection()
+        if p is None:
+            return "ok", set()
         try:
-            import pulsectl
-
-            if self._pulse is None:
-                self._pulse = pulsectl.Pulse("percepnet-supervisor")
-            p = self._pulse
             for name, streams, devices, attr, var in (
                     (src, p.source_output_list, p.source_list, "source", "PULSE_SOURCE"),
                     (snk, p.sink_input_list, p.sink_list, "sink", "PULSE_SINK")):
@@ -861,12 +906,7 @@ class Engine:
                 elif var in self._gone or (ours and getattr(ours[0], attr) != want[0].index):
                     return "back", set()
         except Exception:  # noqa: BLE001 - server gone: the stall check handles it
-            if self._pulse is not None:
-                try:
-                    self._pulse.close()
-                except Exception:  # noqa: BLE001
-                    pass
-            self._pulse = None
+            self._drop_pulse()
             return "ok", set()
         return ("gone", gone) if gone else ("ok", set())
 

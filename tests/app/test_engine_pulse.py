@@ -365,6 +365,48 @@ def test_output_device_removed_and_back(sinks, pulse_server, shipped_or_tiny):
     assert diag.state == "running" and diag.errors == 0, diag
 
 
+def test_missing_device_at_start_runs_on_default_until_it_appears(sinks, pulse_server,
+                                                                  shipped_or_tiny):
+    """A configured microphone that is not plugged in at start (or a stale config) does not
+    leave the audio path dead: the engine runs on the server's default, says so, and moves
+    to the device when it appears."""
+    model, _ = shipped_or_tiny
+    engine = Engine(model, input_device="pn_sine_mic", output_device="pn_engine_out")
+    recorder = subprocess.Popen(
+        ["parecord", "--device=pn_engine_out.monitor", "--latency-msec=10", "/dev/null"],
+        env=pulse_server.child_env(), stdin=subprocess.DEVNULL)
+    level = engine.telemetry.field("input_db")
+    mic = None
+    engine.start()
+    try:
+        diag = engine.diagnostics()
+        assert diag.state == "running", diag
+        assert "pn_sine_mic not found" in diag.last_error
+        time.sleep(1.5)
+        blocks = engine.core.blocks
+        time.sleep(1.0)
+        assert engine.core.blocks - blocks > 50, "no audio on the default device"
+        mic = _load_sine_mic(pulse_server)  # plugged in
+        t_in, arrived = time.monotonic(), None
+        last = int(engine.telemetry.scalars.written[0])
+        while time.monotonic() - t_in < 6.0:
+            rows, last = engine.telemetry.scalars.read_new(last)
+            if len(rows) and np.max(rows[:, level]) > -20.0:  # the tone
+                arrived = time.monotonic() - t_in
+                break
+            time.sleep(0.02)
+        diag = engine.diagnostics()
+    finally:
+        engine.stop()
+        recorder.terminate()
+        recorder.wait(timeout=5)
+        if mic is not None:
+            pulse_server.unload_module(mic)
+    print(f"microphone plugged in after start: its audio arrived after {arrived} s")
+    assert arrived is not None and arrived <= 2.0, diag
+    assert diag.state == "running", diag
+
+
 def test_listen_to_myself_plays_on_a_second_device(sinks, pulse_server, tmp_path,
                                                    shipped_or_tiny):
     """Monitor on: the processed voice also reaches the monitor device; off: it stops."""
