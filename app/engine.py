@@ -360,6 +360,9 @@ class Diagnostics:
     uptime_s: float = 0.0
     frames: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: chosen devices that are missing, so the sound server's default plays their part:
+    #: "", "input", "output" or "input and output"
+    fallback: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -372,7 +375,9 @@ class Diagnostics:
                 f"cb p50/p99={self.callback_p50_ms:.2f}/{self.callback_p99_ms:.2f}ms "
                 f"cpu={100 * self.cpu_load:.1f}% rtf={self.model_rtf:.3f} xruns={self.xruns} "
                 f"errors={self.errors}" + (" INSUFFICIENT-RESOURCES"
-                                          if self.insufficient_resources else ""))
+                                          if self.insufficient_resources else "")
+                + (f" MISSING-{self.fallback.upper().replace(' ', '-')}-DEVICE(using default)"
+                   if self.fallback else ""))
 
 
 def _sd():
@@ -965,4 +970,7 @@ class Engine:
             insufficient_resources=insufficient, errors=core.errors, last_error=core.last_error,
             restarts=self.restarts,
             uptime_s=time.monotonic() - self._started_at if self._started_at else 0.0,
-            frames=core.blocks, warnings=list(self.warnings))
+            frames=core.blocks, warnings=list(self.warnings),
+            fallback=" and ".join(kind for kind, var in (("input", "PULSE_SOURCE"),
+                                                          ("output", "PULSE_SINK"))
+                                  if var in self._gone))

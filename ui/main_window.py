@@ -460,6 +460,9 @@ class MainWindow(QMainWindow):
         style = ""
         if d.state != "running":
             style = "color:#e0a84a;"
+        if d.fallback:
+            text += f" — chosen {d.fallback} device missing, using the default"
+            style = "color:#e0a84a;"
         if d.insufficient_resources:
             text += " — CPU overloaded"
             style = "color:#e5534b;"

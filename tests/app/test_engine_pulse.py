@@ -382,6 +382,7 @@ def test_missing_device_at_start_runs_on_default_until_it_appears(sinks, pulse_s
         diag = engine.diagnostics()
         assert diag.state == "running", diag
         assert "pn_sine_mic not found" in diag.last_error
+        assert diag.fallback == "input" and "MISSING-INPUT-DEVICE" in diag.status_line()
         time.sleep(1.5)
         blocks = engine.core.blocks
         time.sleep(1.0)
@@ -404,7 +405,7 @@ def test_missing_device_at_start_runs_on_default_until_it_appears(sinks, pulse_s
             pulse_server.unload_module(mic)
     print(f"microphone plugged in after start: its audio arrived after {arrived} s")
     assert arrived is not None and arrived <= 2.0, diag
-    assert diag.state == "running", diag
+    assert diag.state == "running" and diag.fallback == "", diag
 
 
 def test_listen_to_myself_plays_on_a_second_device(sinks, pulse_server, tmp_path,

@@ -55,7 +55,8 @@ class FakeEngine:
     def diagnostics(self) -> Diagnostics:
         return Diagnostics(state="running", input_device=self.input_device,
                            output_device=self.output_device, model="fake",
-                           latency_ms=63.0, cpu_load=0.05, xruns=2, errors=self.errors)
+                           latency_ms=63.0, cpu_load=0.05, xruns=2, errors=self.errors,
+                           fallback=getattr(self, "fallback", ""))
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,11 @@ def test_status_bar_shows_diagnostics(make_window, fake_engine):
     assert w.xrun_label.text() == "xruns 2"
     assert w.model_label.text() == "model fake"
     assert "running" in w.state_label.text()
+    assert "missing" not in w.state_label.text()
+    fake_engine.fallback = "input"  # the chosen microphone was unplugged
+    w.update_status()
+    assert "chosen input device missing, using the default" in w.state_label.text()
+    assert "#e0a84a" in w.state_label.styleSheet()
 
 
 def test_settings_are_saved_debounced_and_first_run_hint(make_window, fake_engine, tmp_path,
