@@ -113,9 +113,14 @@ class EngineCore:
     """Per-block processing shared by every driver (PortAudio callback, pacing thread,
     tests). Controls are plain attributes, safe to set from any thread between blocks."""
 
-    def __init__(self, model=None, *, atten_limit_db: float = 100.0, suppression: bool = True,
-                 use_comb: bool = True, use_postfilter: bool = True,
+    def __init__(self, model=None, *, atten_limit_db: float | None = None,
+                 suppression: bool | None = None, use_comb: bool | None = None,
+                 use_postfilter: bool | None = None,
                  telemetry: Telemetry | None = None) -> None:
+        """Controls left as None take the product default (``settings.PARAMS``)."""
+        atten_limit_db, suppression, use_comb, use_postfilter = _defaults(
+            atten_limit_db=atten_limit_db, suppression=suppression, use_comb=use_comb,
+            use_postfilter=use_postfilter)
         self.telemetry = telemetry or Telemetry()
         self.denoiser: Denoiser | None = None
         if model is not None:
@@ -380,6 +385,14 @@ class Diagnostics:
                    if self.fallback else ""))
 
 
+def _defaults(**values):
+    """The given values, each None replaced by the product default from the settings
+    registry (defined once there: default, range, unit, help)."""
+    from .settings import PARAMS
+
+    return tuple(PARAMS[k].default if v is None else v for k, v in values.items())
+
+
 def _sd():
     import sounddevice as sd  # imported lazily: dsp/ and the offline CLI never need it
 
@@ -396,10 +409,12 @@ class Engine:
     """
 
     def __init__(self, model=None, *, input_device: str = "", output_device: str = "",
-                 atten_limit_db: float = 100.0, suppression: bool = True,
-                 use_comb: bool = True, use_postfilter: bool = True, latency_ms: float = 30.0,
+                 atten_limit_db: float | None = None, suppression: bool | None = None,
+                 use_comb: bool | None = None, use_postfilter: bool | None = None,
+                 latency_ms: float | None = None,
                  telemetry: Telemetry | None = None,
                  on_status: Callable[[Diagnostics], None] | None = None) -> None:
+        (latency_ms,) = _defaults(latency_ms=latency_ms)
         self.core = EngineCore(model, atten_limit_db=atten_limit_db, suppression=suppression,
                                use_comb=use_comb, use_postfilter=use_postfilter,
                                telemetry=telemetry)

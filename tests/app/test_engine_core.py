@@ -6,6 +6,7 @@ import numpy as np
 from audio_fixtures import load_fixture
 from model_fixtures import tiny_model
 
+from percepnet.app.settings import PARAMS
 from percepnet.app.engine import DEMO_DEVICE, NULL_DEVICE, Engine, EngineCore
 from percepnet.app.telemetry import FrameRing, Telemetry
 from percepnet.dsp.constants import ALGORITHMIC_DELAY_SAMPLES
@@ -33,7 +34,8 @@ def test_core_matches_denoiser_and_fills_telemetry():
         assert np.array_equal(o[:, 0], o[:, 1])
         outs.append(o[:, 0])
     got = np.concatenate(outs)
-    ref = Denoiser(model).process(speech)
+    ref = Denoiser(model, use_comb=PARAMS["use_comb"].default,
+                   use_postfilter=PARAMS["use_postfilter"].default).process(speech)
     assert core.errors == 0
     np.testing.assert_allclose(got, ref.astype(np.float32), atol=1e-5)
     frames = len(speech) // 480
