@@ -28,6 +28,7 @@ import soxr
 
 from benchmarks.report import write_report
 
+from percepnet.app.settings import PARAMS
 from percepnet.dsp.constants import HOP_SIZE, N_BANDS, N_FEATURES
 from percepnet.dsp.denoiser import Denoiser
 from percepnet.dsp.model_config import ARCHITECTURES, n_weights
@@ -75,8 +76,8 @@ def _memory_floor(n_bytes: int, n: int) -> tuple[float, float]:
     return _stats(_time_frames(lambda i: touch(buf), n))
 
 
-def _time_denoiser(arch: dict, x: np.ndarray) -> tuple[float, float]:
-    den = Denoiser(SimpleNamespace(arch=arch, weights=random_weights(arch, seed=1)))
+def _time_denoiser(arch: dict, x: np.ndarray, **stages) -> tuple[float, float]:
+    den = Denoiser(SimpleNamespace(arch=arch, weights=random_weights(arch, seed=1)), **stages)
     out = np.zeros(HOP_SIZE)
     hops = [np.ascontiguousarray(x[i * HOP_SIZE:(i + 1) * HOP_SIZE]) for i in range(x.shape[0] // HOP_SIZE)]
     den.process(hops[0], out)
@@ -124,8 +125,13 @@ def main(argv: list[str] | None = None) -> str:
             med, p99 = _time_network(arch, vnni, n_frames)
             rows.append((f"network `{name}` ({n_weights(arch) / 1e6:.2f} M), {'VNNI' if vnni else 'portable'} kernel",
                          med, p99))
+        kernel = "VNNI" if vnni_available() else "portable"
         med, p99 = _time_denoiser(arch, x)
-        rows.append((f"Denoiser `{name}` (DSP + network, {'VNNI' if vnni_available() else 'portable'})", med, p99))
+        rows.append((f"Denoiser `{name}` (DSP + network, {kernel}), every stage on", med, p99))
+        med, p99 = _time_denoiser(arch, x, use_comb=PARAMS["use_comb"].default,
+                                  use_postfilter=PARAMS["use_postfilter"].default)
+        rows.append((f"Denoiser `{name}` (DSP + network, {kernel}), the app's default stages "
+                     f"(comb filter {'on' if PARAMS['use_comb'].default else 'off'})", med, p99))
         med, p99 = _memory_floor(n_weights(arch), n_frames)
         rows.append((f"memory floor `{name}`: read every cache line of {n_weights(arch) / 1e6:.2f} MB "
                      "once (no arithmetic)", med, p99))
