@@ -14,7 +14,7 @@ from dataclasses import dataclass  # noqa: E402
 import pytest  # noqa: E402
 
 from percepnet.app.engine import DEMO_DEVICE, NULL_DEVICE, Diagnostics, Engine  # noqa: E402
-from percepnet.app.settings import Settings  # noqa: E402
+from percepnet.app.settings import PARAMS, Settings  # noqa: E402
 from percepnet.app.telemetry import Telemetry  # noqa: E402
 
 
@@ -33,7 +33,7 @@ class FakeEngine:
         self.output_device = output_device
         self.suppression = True
         self.atten_limit_db = 100.0
-        self.stages = {"use_comb": True, "use_postfilter": True}
+        self.stages = {k: PARAMS[k].default for k in ("use_comb", "use_postfilter")}
         self.monitor = False
         self.device_calls: list[tuple] = []
         self.errors = 0

@@ -50,8 +50,10 @@ def test_toggle_shortcut_slider_and_stages_drive_the_engine(make_window, fake_en
     QTest.keyClick(w, Qt.Key.Key_Down, Qt.KeyboardModifier.ControlModifier)
     assert fake_engine.atten_limit_db == 25.0
 
-    w.comb_check.setChecked(False)
-    assert fake_engine.stages["use_comb"] is False and settings.use_comb is False
+    comb = w.comb_check.isChecked()
+    assert comb == PARAMS["use_comb"].default
+    w.comb_check.setChecked(not comb)
+    assert fake_engine.stages["use_comb"] is (not comb) and settings.use_comb is (not comb)
     QTest.keyClick(w, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
     assert fake_engine.stages["use_postfilter"] is False and settings.use_postfilter is False
 
