@@ -235,6 +235,19 @@ def _load_sine_mic(server) -> int:
     return int(out.strip())
 
 
+def _seconds_until_tone(engine, last: int, timeout_s: float = 6.0) -> float | None:
+    """Seconds until the sine microphone's tone (input above -20 dBFS) shows in the
+    telemetry rows after row ``last``; None if it does not within timeout_s."""
+    level = engine.telemetry.field("input_db")
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        rows, last = engine.telemetry.scalars.read_new(last)
+        if len(rows) and np.max(rows[:, level]) > -20.0:
+            return time.monotonic() - t0
+        time.sleep(0.02)
+    return None
+
+
 def test_continuous_source_starts_without_a_restart(sinks, pulse_server, shipped_or_tiny):
     """A microphone-like source (its own clock) runs a few callbacks at once to fill the
     server's buffers and then pauses about a second before its clock takes over; that is a
@@ -296,14 +309,7 @@ def test_input_device_removed_and_back(sinks, pulse_server, shipped_or_tiny):
         time.sleep(0.5)
         rows, last = engine.telemetry.scalars.read_new(last)
         mic = _load_sine_mic(pulse_server)  # plug back
-        t_back = time.monotonic()
-        resumed = None
-        while time.monotonic() - t_back < 6.0:
-            rows, last = engine.telemetry.scalars.read_new(last)
-            if len(rows) and np.max(rows[:, level]) > -20.0:
-                resumed = time.monotonic() - t_back
-                break
-            time.sleep(0.02)
+        resumed = _seconds_until_tone(engine, last)
         diag = engine.diagnostics()
     finally:
         engine.stop()
@@ -375,7 +381,6 @@ def test_missing_device_at_start_runs_on_default_until_it_appears(sinks, pulse_s
     recorder = subprocess.Popen(
         ["parecord", "--device=pn_engine_out.monitor", "--latency-msec=10", "/dev/null"],
         env=pulse_server.child_env(), stdin=subprocess.DEVNULL)
-    level = engine.telemetry.field("input_db")
     mic = None
     engine.start()
     try:
@@ -387,15 +392,9 @@ def test_missing_device_at_start_runs_on_default_until_it_appears(sinks, pulse_s
         blocks = engine.core.blocks
         time.sleep(1.0)
         assert engine.core.blocks - blocks > 50, "no audio on the default device"
-        mic = _load_sine_mic(pulse_server)  # plugged in
-        t_in, arrived = time.monotonic(), None
         last = int(engine.telemetry.scalars.written[0])
-        while time.monotonic() - t_in < 6.0:
-            rows, last = engine.telemetry.scalars.read_new(last)
-            if len(rows) and np.max(rows[:, level]) > -20.0:  # the tone
-                arrived = time.monotonic() - t_in
-                break
-            time.sleep(0.02)
+        mic = _load_sine_mic(pulse_server)  # plugged in
+        arrived = _seconds_until_tone(engine, last)
         diag = engine.diagnostics()
     finally:
         engine.stop()
