@@ -48,7 +48,7 @@ clean:
 
 # --- Training: reproduce the default `small` model end to end (make train) -------------------
 # Mixtures -> feature shards (training.data) -> training.train -> weights/small.{npz,json},
-# in two stages on a 2-core CPU (about 3 h in all):
+# in two stages on a 2-core CPU (about 3 h 20 min in all):
 # 1. 3000 x 10 s mixtures (8.3 h) of the 13 real training speakers of training.sources
 #    (tuxpaint, festvox-ru, asterisk G.722 voices), 6 epochs from scratch: ~188 batches of
 #    16 x 10 s crops per epoch at ~3.6 s each (1 torch thread), ~78 min. Exported to the cache.
