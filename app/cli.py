@@ -101,10 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "denoise":
             from percepnet.app.models import default_model_name, load_model
             from percepnet.app.offline import denoise_paths
-            from percepnet.app.settings import PARAMS
-
-            opts = {k: PARAMS[k].default if getattr(args, k) is None else getattr(args, k)
-                    for k in DENOISE_PARAMS}
+            # flags not given stay None: denoise_signal takes the registry's defaults
+            opts = {k: getattr(args, k) for k in DENOISE_PARAMS}
             model = load_model(args.model if args.model is not None else default_model_name())
             if denoise_paths(args.input, args.output, model, **opts):
                 return 1

@@ -39,6 +39,7 @@ from percepnet.dsp.pitch import VOICING_THRESHOLD
 from percepnet.dsp.spectrum import SPECTRUM_FLOOR_DB, log_spectrum_db, make_spectrum_state
 
 from .devices import routed_env
+from .settings import or_defaults
 from .telemetry import SCALAR_FIELDS, Telemetry
 
 __all__ = ["EngineCore", "Engine", "Diagnostics", "DEMO_DEVICE", "NULL_DEVICE", "BLOCK_SIZE",
@@ -118,7 +119,7 @@ class EngineCore:
                  use_postfilter: bool | None = None,
                  telemetry: Telemetry | None = None) -> None:
         """Controls left as None take the product default (``settings.PARAMS``)."""
-        atten_limit_db, suppression, use_comb, use_postfilter = _defaults(
+        atten_limit_db, suppression, use_comb, use_postfilter = or_defaults(
             atten_limit_db=atten_limit_db, suppression=suppression, use_comb=use_comb,
             use_postfilter=use_postfilter)
         self.telemetry = telemetry or Telemetry()
@@ -385,14 +386,6 @@ class Diagnostics:
                    if self.fallback else ""))
 
 
-def _defaults(**values):
-    """The given values, each None replaced by the product default from the settings
-    registry (defined once there: default, range, unit, help)."""
-    from .settings import PARAMS
-
-    return tuple(PARAMS[k].default if v is None else v for k, v in values.items())
-
-
 def _sd():
     import sounddevice as sd  # imported lazily: dsp/ and the offline CLI never need it
 
@@ -414,7 +407,7 @@ class Engine:
                  latency_ms: float | None = None,
                  telemetry: Telemetry | None = None,
                  on_status: Callable[[Diagnostics], None] | None = None) -> None:
-        (latency_ms,) = _defaults(latency_ms=latency_ms)
+        (latency_ms,) = or_defaults(latency_ms=latency_ms)
         self.core = EngineCore(model, atten_limit_db=atten_limit_db, suppression=suppression,
                                use_comb=use_comb, use_postfilter=use_postfilter,
                                telemetry=telemetry)

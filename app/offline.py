@@ -108,17 +108,17 @@ def _progress(label: str, done: float, total: float) -> None:
     sys.stderr.flush()
 
 
-def denoise_signal(x48: np.ndarray, model, *, atten_limit_db: float = 100.0,
+def denoise_signal(x48: np.ndarray, model, *, atten_limit_db: float | None = None,
                    use_comb: bool | None = None, use_postfilter: bool | None = None,
                    label: str | None = None) -> np.ndarray:
     """Denoise a 48 kHz mono signal with a fresh :class:`Denoiser`; output aligned with the
     input and of its length (the same samples as streaming it and dropping the delay).
-    use_comb / use_postfilter: None = the product default (``settings.PARAMS``)."""
-    from percepnet.app.settings import PARAMS
+    Controls left as None take the product default (``settings.PARAMS``)."""
+    from percepnet.app.settings import or_defaults
     from percepnet.dsp.denoiser import Denoiser
 
-    use_comb = PARAMS["use_comb"].default if use_comb is None else use_comb
-    use_postfilter = PARAMS["use_postfilter"].default if use_postfilter is None else use_postfilter
+    atten_limit_db, use_comb, use_postfilter = or_defaults(
+        atten_limit_db=atten_limit_db, use_comb=use_comb, use_postfilter=use_postfilter)
 
     den = Denoiser(model, atten_limit_db=atten_limit_db, use_comb=use_comb,
                    use_postfilter=use_postfilter)
@@ -134,7 +134,7 @@ def denoise_signal(x48: np.ndarray, model, *, atten_limit_db: float = 100.0,
     return out[den.delay_samples:]
 
 
-def denoise_file(in_path: Path, out_path: Path, model, *, atten_limit_db: float = 100.0,
+def denoise_file(in_path: Path, out_path: Path, model, *, atten_limit_db: float | None = None,
                  use_comb: bool | None = None, use_postfilter: bool | None = None) -> None:
     """Denoise one file: any rate (soxr to 48 kHz and back), each channel independently;
     the output keeps the input's rate, channels, length and (where possible) subtype."""

@@ -115,6 +115,12 @@ _PARAMS = [
 PARAMS: dict[str, Param] = {p.name: p for p in _PARAMS}
 
 
+def or_defaults(**values) -> tuple:
+    """The given values in order, each None replaced by its parameter's default: how code
+    that takes a user-facing parameter as an argument gets the one definition here."""
+    return tuple(PARAMS[k].default if v is None else v for k, v in values.items())
+
+
 def config_path() -> Path:
     """``$PERCEPNET_CONFIG`` if set, else ``<user config dir>/percepnet/settings.json``."""
     env = os.environ.get("PERCEPNET_CONFIG")
