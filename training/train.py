@@ -170,15 +170,17 @@ def _loss_terms(gains, strengths, g_hat, r_hat, mask):
 
 
 def percepnet_loss(gains: torch.Tensor, strengths: torch.Tensor, g_hat: torch.Tensor,
-                   r_hat: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Spec 8.2 loss: gain term + strength term, each a mean over the bands mask keeps.
+                   r_hat: torch.Tensor, mask: torch.Tensor,
+                   strength_weight: float = 1.0) -> torch.Tensor:
+    """Spec 8.2 loss: gain term + strength_weight * strength term, each a mean over the bands
+    mask keeps (strength_weight 1 = the paper's sum).
 
     All tensors (..., 34); targets ``gains``/``strengths``, predictions ``g_hat``/``r_hat``.
     Returns 0 (with a gradient path) when the mask keeps nothing.
     """
     _, lg, lr, msum = _loss_terms(gains, strengths, g_hat, r_hat, mask)
     denom = msum.clamp(min=1.0)
-    return lg / denom + lr / denom
+    return lg / denom + strength_weight * (lr / denom)
 
 
 def batch_errors(gains, strengths, g_hat, r_hat, mask) -> dict[str, float]:
@@ -233,6 +235,10 @@ class TrainConfig:
     lr_min: float = 1e-5
     weight_decay: float = 1e-2
     grad_clip: float = 1.0
+    #: weight of the strength term in the training loss (1 = spec 8.2). Below 1 the shared
+    #: layers spend more of their capacity on the band gains, which is what users hear while
+    #: the comb filter is off (its registry default).
+    strength_weight: float = 1.0
     threads: int | None = None
     progress_every: int = 10
     quiet: bool = False
@@ -251,6 +257,8 @@ class TrainConfig:
               "seq_frames": self.seq_frames, "seed": self.seed, "lr": self.lr,
               "lr_min": self.lr_min, "weight_decay": self.weight_decay,
               "grad_clip": self.grad_clip}
+        if self.strength_weight != 1.0:
+            fp["strength_weight"] = self.strength_weight
         if self.init:
             fp["init"] = str(self.init)
         return fp
@@ -412,7 +420,7 @@ def _train(cfg: TrainConfig) -> dict:
             for group in optimiser.param_groups:
                 group["lr"] = lr
             g_hat, r_hat = model(feats)
-            loss = percepnet_loss(gains, strengths, g_hat, r_hat, mask)
+            loss = percepnet_loss(gains, strengths, g_hat, r_hat, mask, cfg.strength_weight)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -433,10 +441,11 @@ def _train(cfg: TrainConfig) -> dict:
             break
         val = evaluate(model, val_data, cfg.seq_frames, cfg.batch)
         history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(loss_n, 1),
-                        "val_loss": val["loss"], "val_gain_mae": val["gain_mae"],
+                        "val_loss": val["loss"], "val_gain_loss": val["gain_loss"],
+                        "val_gain_mae": val["gain_mae"],
                         "seconds": round(time.monotonic() - t_epoch, 1)})
         progress.line(f"epoch {epoch + 1}/{cfg.epochs}: train loss {history[-1]['train_loss']:.4f} "
-                      f"val loss {val['loss']:.4f} val gain MAE {val['gain_mae']:.4f} "
+                      f"val loss {val['loss']:.4f} (gains {val['gain_loss']:.4f}) val gain MAE {val['gain_mae']:.4f} "
                       f"({_fmt_time(history[-1]['seconds'])})")
         epoch += 1
         batch_index = 0
@@ -464,7 +473,7 @@ def _train(cfg: TrainConfig) -> dict:
             "optimiser": {"name": "AdamW", "lr": cfg.lr, "lr_min": cfg.lr_min,
                           "schedule": "cosine per step", "weight_decay": cfg.weight_decay,
                           "grad_clip_norm": cfg.grad_clip},
-            "loss": {"gamma": GAMMA, "c4": C4},
+            "loss": {"gamma": GAMMA, "c4": C4, "strength_weight": cfg.strength_weight},
             "init": _init_summary(cfg.init),
             "train_data": {"dir": str(cfg.train_dir), "files": train_data.files,
                            "examples": len(train_data), "frames": train_data.n_frames,
@@ -513,15 +522,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--init", default=None, metavar="CHECKPOINT",
                    help="fine-tune: start from this checkpoint's weights (same architecture) "
                         "with a fresh optimiser and learning-rate schedule")
+    p.add_argument("--strength-weight", type=float, default=1.0,
+                   help="weight of the comb-strength term in the loss (default: 1, the paper's)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
+    if not 0.0 <= a.strength_weight <= 10.0:
+        p.error("--strength-weight must be within 0..10")
     name = a.name or a.arch
     cfg = TrainConfig(
         train_dir=os.pathsep.join(a.train), val_dir=a.val, arch=a.arch, epochs=a.epochs, batch=a.batch,
         seq_frames=a.seq_frames, out_dir=a.out, name=name,
         checkpoints=a.checkpoints or str(Path.home() / ".cache" / "percepnet" / "checkpoints" / name),
         resume=a.resume, max_minutes=a.max_minutes, seed=a.seed, lr=a.lr, lr_min=a.lr_min,
-        threads=a.threads, quiet=a.quiet, init=a.init)
+        threads=a.threads, quiet=a.quiet, init=a.init,
+        strength_weight=a.strength_weight)
     summary = train(cfg)
     return 0 if summary["manifest"] else 1
 

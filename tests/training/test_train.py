@@ -84,6 +84,21 @@ def test_loss_zero_for_perfect_predictions_and_ignores_masked_bands():
     assert float(percepnet_loss(g, r, g3, r, torch.zeros_like(mask))) == 0.0
 
 
+def test_strength_weight_scales_only_the_strength_term():
+    rng = np.random.default_rng(1)
+    shape = (2, 30, 34)
+    g, r, gh, rh = (torch.as_tensor(rng.uniform(0, 1, shape), dtype=torch.float32)
+                    for _ in range(4))
+    mask = torch.ones(shape)
+    full = float(percepnet_loss(g, r, gh, rh, mask))
+    gains_only = float(percepnet_loss(g, r, gh, r, mask))  # strength term exactly 0
+    strength_only = full - gains_only
+    assert strength_only > 0.01
+    assert float(percepnet_loss(g, r, gh, rh, mask, 0.25)) == pytest.approx(
+        gains_only + 0.25 * strength_only, rel=1e-5)
+    assert float(percepnet_loss(g, r, gh, rh, mask, 0.0)) == pytest.approx(gains_only, rel=1e-5)
+
+
 def test_loss_is_finite_with_finite_gradients_for_extreme_inputs():
     shape = (3, 20, 34)
     targets = [torch.zeros(shape), torch.ones(shape), torch.full(shape, -1.0),
@@ -182,6 +197,17 @@ def test_resume_refuses_a_checkpoint_of_another_configuration(shards, tmp_path):
     train(_cfg(shards, tmp_path, epochs=1, export=False))
     with pytest.raises(ValueError, match="different configuration"):
         train(_cfg(shards, tmp_path, epochs=2, resume=True, export=False))
+
+
+def test_strength_weight_is_recorded_and_part_of_the_run(shards, tmp_path):
+    """A run with another strength weight is another configuration (no silent resume across
+    it), and the manifest records the weight."""
+    done = train(_cfg(shards, tmp_path, epochs=1, strength_weight=0.25))
+    loss = json.loads(open(done["manifest"]).read())["training"]["loss"]
+    assert loss["strength_weight"] == 0.25 and loss["gamma"] == 0.5
+    assert "val_gain_loss" in done["history"][0]
+    with pytest.raises(ValueError, match="different configuration"):
+        train(_cfg(shards, tmp_path, epochs=1, resume=True, export=False))
 
 
 def test_several_shard_directories_are_combined(shards):
