@@ -24,7 +24,7 @@ from percepnet import __version__
 
 #: settings (``percepnet.app.settings.PARAMS``) that ``percepnet denoise`` takes as flags;
 #: their defaults are the registry's (the config file is for the live app)
-DENOISE_PARAMS = ("atten_limit_db", "use_comb", "use_postfilter")
+DENOISE_PARAMS = ("atten_limit_db", "use_comb", "use_postfilter", "use_decay_cap")
 
 __all__ = ["main", "build_parser"]
 

@@ -39,7 +39,7 @@ from percepnet.dsp.pitch import VOICING_THRESHOLD
 from percepnet.dsp.spectrum import SPECTRUM_FLOOR_DB, log_spectrum_db, make_spectrum_state
 
 from .devices import routed_env
-from .settings import or_defaults
+from .settings import STAGE_PARAMS, or_defaults
 from .telemetry import SCALAR_FIELDS, Telemetry
 
 __all__ = ["EngineCore", "Engine", "Diagnostics", "DEMO_DEVICE", "NULL_DEVICE", "BLOCK_SIZE",
@@ -116,17 +116,18 @@ class EngineCore:
 
     def __init__(self, model=None, *, atten_limit_db: float | None = None,
                  suppression: bool | None = None, use_comb: bool | None = None,
-                 use_postfilter: bool | None = None,
+                 use_postfilter: bool | None = None, use_decay_cap: bool | None = None,
                  telemetry: Telemetry | None = None) -> None:
         """Controls left as None take the product default (``settings.PARAMS``)."""
-        atten_limit_db, suppression, use_comb, use_postfilter = or_defaults(
+        atten_limit_db, suppression, use_comb, use_postfilter, use_decay_cap = or_defaults(
             atten_limit_db=atten_limit_db, suppression=suppression, use_comb=use_comb,
-            use_postfilter=use_postfilter)
+            use_postfilter=use_postfilter, use_decay_cap=use_decay_cap)
         self.telemetry = telemetry or Telemetry()
         self.denoiser: Denoiser | None = None
         if model is not None:
             self.denoiser = Denoiser(model, atten_limit_db=atten_limit_db, use_comb=use_comb,
-                                     use_postfilter=use_postfilter, on_frame=self._on_frame)
+                                     use_postfilter=use_postfilter,
+                                     use_decay_cap=use_decay_cap, on_frame=self._on_frame)
         self.model_name = getattr(model, "name", None) or "none (pass-through)"
         self._suppression = suppression
         if self.denoiser is not None:
@@ -200,7 +201,7 @@ class EngineCore:
             self.denoiser.atten_limit_db = value
 
     def set_stage(self, name: str, on: bool) -> None:
-        if name not in ("use_comb", "use_postfilter"):
+        if name not in STAGE_PARAMS:
             raise ValueError(f"unknown stage {name!r}")
         if self.denoiser is not None:
             setattr(self.denoiser, name, bool(on))
@@ -404,13 +405,13 @@ class Engine:
     def __init__(self, model=None, *, input_device: str = "", output_device: str = "",
                  atten_limit_db: float | None = None, suppression: bool | None = None,
                  use_comb: bool | None = None, use_postfilter: bool | None = None,
-                 latency_ms: float | None = None,
+                 use_decay_cap: bool | None = None, latency_ms: float | None = None,
                  telemetry: Telemetry | None = None,
                  on_status: Callable[[Diagnostics], None] | None = None) -> None:
         (latency_ms,) = or_defaults(latency_ms=latency_ms)
         self.core = EngineCore(model, atten_limit_db=atten_limit_db, suppression=suppression,
                                use_comb=use_comb, use_postfilter=use_postfilter,
-                               telemetry=telemetry)
+                               use_decay_cap=use_decay_cap, telemetry=telemetry)
         self.input_device = input_device
         self.output_device = output_device
         self.latency_ms = latency_ms

@@ -110,18 +110,19 @@ def _progress(label: str, done: float, total: float) -> None:
 
 def denoise_signal(x48: np.ndarray, model, *, atten_limit_db: float | None = None,
                    use_comb: bool | None = None, use_postfilter: bool | None = None,
-                   label: str | None = None) -> np.ndarray:
+                   use_decay_cap: bool | None = None, label: str | None = None) -> np.ndarray:
     """Denoise a 48 kHz mono signal with a fresh :class:`Denoiser`; output aligned with the
     input and of its length (the same samples as streaming it and dropping the delay).
     Controls left as None take the product default (``settings.PARAMS``)."""
     from percepnet.app.settings import or_defaults
     from percepnet.dsp.denoiser import Denoiser
 
-    atten_limit_db, use_comb, use_postfilter = or_defaults(
-        atten_limit_db=atten_limit_db, use_comb=use_comb, use_postfilter=use_postfilter)
+    atten_limit_db, use_comb, use_postfilter, use_decay_cap = or_defaults(
+        atten_limit_db=atten_limit_db, use_comb=use_comb, use_postfilter=use_postfilter,
+        use_decay_cap=use_decay_cap)
 
     den = Denoiser(model, atten_limit_db=atten_limit_db, use_comb=use_comb,
-                   use_postfilter=use_postfilter)
+                   use_postfilter=use_postfilter, use_decay_cap=use_decay_cap)
     n = x48.shape[0]
     out = np.empty(n + den.delay_samples)
     show = label is not None and n > _PROGRESS_MIN_S * SAMPLE_RATE_HZ
@@ -135,7 +136,8 @@ def denoise_signal(x48: np.ndarray, model, *, atten_limit_db: float | None = Non
 
 
 def denoise_file(in_path: Path, out_path: Path, model, *, atten_limit_db: float | None = None,
-                 use_comb: bool | None = None, use_postfilter: bool | None = None) -> None:
+                 use_comb: bool | None = None, use_postfilter: bool | None = None,
+                 use_decay_cap: bool | None = None) -> None:
     """Denoise one file: any rate (soxr to 48 kHz and back), each channel independently;
     the output keeps the input's rate, channels, length and (where possible) subtype."""
     if out_path.exists() and out_path.resolve() == in_path.resolve():
@@ -146,7 +148,8 @@ def denoise_file(in_path: Path, out_path: Path, model, *, atten_limit_db: float 
     for ch in range(x48.shape[1]):
         label = f"{in_path.name} ch{ch + 1}" if x48.shape[1] > 1 else in_path.name
         y48[:, ch] = denoise_signal(x48[:, ch], model, atten_limit_db=atten_limit_db,
-                                    use_comb=use_comb, use_postfilter=use_postfilter, label=label)
+                                    use_comb=use_comb, use_postfilter=use_postfilter,
+                                    use_decay_cap=use_decay_cap, label=label)
     out = from_model_rate(y48, rate, data.shape[0])
     write_audio(out_path, out, rate, subtype=subtype, protect=(in_path,))
 
@@ -155,7 +158,7 @@ def denoise_paths(in_path: Path, out_path: Path, model, **options) -> int:
     """File -> file, or folder -> folder (audio files by suffix, sub-folders mirrored).
 
     Returns the number of files that failed (each reported on stderr in one line).
-    options: ``denoise_file``'s (atten_limit_db, use_comb, use_postfilter).
+    options: ``denoise_file``'s (atten_limit_db, use_comb, use_postfilter, use_decay_cap).
     """
     if not in_path.is_dir():
         denoise_file(in_path, out_path, model, **options)

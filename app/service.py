@@ -27,7 +27,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                        "PercepNet -> output device (or the virtual microphone). Flags "
                        "override the shared config file for this run.")
     add_arguments(p, ["input_device", "output_device", "atten_limit_db", "suppression",
-                      "use_comb", "use_postfilter", "model", "virtual_mic", "latency_ms"])
+                      "use_comb", "use_postfilter", "use_decay_cap", "model", "virtual_mic",
+                      "latency_ms"])
     p.add_argument("--duration", type=float, default=None, metavar="S",
                    help="stop after S seconds (default: run until SIGINT/SIGTERM)")
     p.add_argument("--status-interval", type=float, default=10.0, metavar="S",
@@ -72,7 +73,7 @@ def build_engine(settings: Settings, *, on_status=None, telemetry=None, demo_rea
     engine = Engine(model, input_device=input_device, output_device=output_device,
                     atten_limit_db=settings.atten_limit_db, suppression=settings.suppression,
                     use_comb=settings.use_comb, use_postfilter=settings.use_postfilter,
-                    latency_ms=settings.latency_ms, on_status=on_status, telemetry=telemetry)
+                    use_decay_cap=settings.use_decay_cap, latency_ms=settings.latency_ms, on_status=on_status, telemetry=telemetry)
     return engine, notes
 
 

@@ -28,7 +28,7 @@ import soxr
 
 from benchmarks.report import write_report
 
-from percepnet.app.settings import PARAMS
+from percepnet.app.settings import stage_defaults
 from percepnet.dsp.constants import HOP_SIZE, N_BANDS, N_FEATURES
 from percepnet.dsp.denoiser import Denoiser
 from percepnet.dsp.model_config import ARCHITECTURES, n_weights
@@ -128,10 +128,10 @@ def main(argv: list[str] | None = None) -> str:
         kernel = "VNNI" if vnni_available() else "portable"
         med, p99 = _time_denoiser(arch, x)
         rows.append((f"Denoiser `{name}` (DSP + network, {kernel}), every stage on", med, p99))
-        med, p99 = _time_denoiser(arch, x, use_comb=PARAMS["use_comb"].default,
-                                  use_postfilter=PARAMS["use_postfilter"].default)
+        med, p99 = _time_denoiser(arch, x, **stage_defaults())
+        on = [n.removeprefix("use_").replace("_", " ") for n, v in stage_defaults().items() if v]
         rows.append((f"Denoiser `{name}` (DSP + network, {kernel}), the app's default stages "
-                     f"(comb filter {'on' if PARAMS['use_comb'].default else 'off'})", med, p99))
+                     f"({', '.join(on) or 'none'} on)", med, p99))
         med, p99 = _memory_floor(n_weights(arch), n_frames)
         rows.append((f"memory floor `{name}`: read every cache line of {n_weights(arch) / 1e6:.2f} MB "
                      "once (no arithmetic)", med, p99))

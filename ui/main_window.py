@@ -26,7 +26,7 @@ from PyQt6.QtWidgets import (QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel
                              QMenu, QPushButton, QSizePolicy, QSystemTrayIcon, QVBoxLayout,
                              QWidget)
 
-from percepnet.app.engine import DEMO_DEVICE, NULL_DEVICE
+from percepnet.app.engine import DEMO_DEVICE, NULL_DEVICE, STAGE_PARAMS
 from percepnet.app.settings import PARAMS, Settings
 from percepnet.app.telemetry import Telemetry
 
@@ -56,6 +56,7 @@ SHORTCUTS = (
     ("Ctrl+Space", "suppression on/off"),
     ("Ctrl+1", "comb filter on/off (A/B)"),
     ("Ctrl+2", "postfilter on/off (A/B)"),
+    ("Ctrl+3", "gain-decay cap on/off (A/B)"),
     ("Ctrl+Up / Ctrl+Down", "attenuation limit ±5 dB"),
     ("Ctrl+Q", "quit"),
 )
@@ -255,15 +256,17 @@ class MainWindow(QMainWindow):
 
         ab = QGroupBox("A/B listening")
         ab_lay = QVBoxLayout(ab)
-        self.comb_check = ParamCheck(PARAMS["use_comb"], self.engine.core.stage("use_comb")
-                                     if hasattr(self.engine, "core") else s.use_comb)
-        self.comb_check.toggled.connect(lambda on: self._on_stage("use_comb", on))
-        self.postfilter_check = ParamCheck(PARAMS["use_postfilter"],
-                                           self.engine.core.stage("use_postfilter")
-                                           if hasattr(self.engine, "core") else s.use_postfilter)
-        self.postfilter_check.toggled.connect(lambda on: self._on_stage("use_postfilter", on))
-        ab_lay.addWidget(self.comb_check)
-        ab_lay.addWidget(self.postfilter_check)
+        #: one check box per DSP stage switch (engine.STAGE_PARAMS), showing the engine's state
+        self.stage_checks: dict[str, ParamCheck] = {}
+        for name in STAGE_PARAMS:
+            check = ParamCheck(PARAMS[name], self.engine.core.stage(name)
+                               if hasattr(self.engine, "core") else getattr(s, name))
+            check.toggled.connect(lambda on, name=name: self._on_stage(name, on))
+            ab_lay.addWidget(check)
+            self.stage_checks[name] = check
+        self.comb_check = self.stage_checks["use_comb"]
+        self.postfilter_check = self.stage_checks["use_postfilter"]
+        self.decay_cap_check = self.stage_checks["use_decay_cap"]
         lay.addWidget(ab)
 
         vm = QGroupBox("Virtual microphone")
@@ -360,6 +363,7 @@ class MainWindow(QMainWindow):
         add("Ctrl+Space", self.suppress_button.toggle)
         add("Ctrl+1", self.comb_check.toggle)
         add("Ctrl+2", self.postfilter_check.toggle)
+        add("Ctrl+3", self.decay_cap_check.toggle)
         add("Ctrl+Up", lambda: self._nudge_atten(+5.0))
         add("Ctrl+Down", lambda: self._nudge_atten(-5.0))
         add("Ctrl+Q", self.quit)

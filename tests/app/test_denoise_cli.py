@@ -7,7 +7,7 @@ import soundfile as sf
 
 from percepnet.app.cli import main
 from percepnet.app.models import load_model
-from percepnet.app.settings import PARAMS
+from percepnet.app.settings import stage_defaults
 from percepnet.dsp.constants import ALGORITHMIC_DELAY_SAMPLES
 from percepnet.dsp.denoiser import Denoiser
 
@@ -31,8 +31,7 @@ def test_api_in_blocks_equals_cli(setup, block):
     out = d / f"cli_{block}.wav"
     assert main(["denoise", str(d / "noisy.wav"), str(out), "--model", str(model_path)]) == 0
     y_cli, rate = sf.read(out)
-    den = Denoiser(load_model(model_path), use_comb=PARAMS["use_comb"].default,
-                   use_postfilter=PARAMS["use_postfilter"].default)
+    den = Denoiser(load_model(model_path), **stage_defaults())
     x = np.concatenate([noisy, np.zeros(ALGORITHMIC_DELAY_SAMPLES)])
     y_api = np.concatenate([den.process(x[i:i + block]) for i in range(0, x.shape[0], block)])
     y_api = y_api[ALGORITHMIC_DELAY_SAMPLES:]
@@ -88,14 +87,14 @@ def test_refuses_to_overwrite_input_and_reports_missing_model(setup, tmp_path, m
     (["--no-use-postfilter", "--atten-limit-db", "12"], {"use_postfilter": False,
                                                           "atten_limit_db": 12.0}),
     (["--use-comb", "--use-postfilter"], {"use_comb": True, "use_postfilter": True}),
+    (["--use-decay-cap"], {"use_decay_cap": True}),
 ])
 def test_stage_and_limit_flags_reach_the_denoiser(setup, tmp_path, flags, kwargs):
     """The CLI's flags come from the settings registry and act like the API's arguments."""
     d, model_path, noisy = setup
     out = tmp_path / "o.wav"
     assert main(["denoise", str(d / "noisy.wav"), str(out), "--model", str(model_path), *flags]) == 0
-    opts = {"use_comb": PARAMS["use_comb"].default,
-            "use_postfilter": PARAMS["use_postfilter"].default, **kwargs}
+    opts = {**stage_defaults(), **kwargs}
     den = Denoiser(load_model(model_path), **opts)
     y_api = den.process(np.concatenate([noisy, np.zeros(ALGORITHMIC_DELAY_SAMPLES)]))
     np.testing.assert_allclose(sf.read(out)[0], y_api[ALGORITHMIC_DELAY_SAMPLES:], atol=1e-6)

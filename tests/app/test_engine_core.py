@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from audio_fixtures import load_fixture
 from model_fixtures import tiny_model
 
-from percepnet.app.settings import PARAMS
 from percepnet.app.engine import DEMO_DEVICE, NULL_DEVICE, Engine, EngineCore
+from percepnet.app.settings import PARAMS, STAGE_PARAMS, stage_defaults
 from percepnet.app.telemetry import FrameRing, Telemetry
 from percepnet.dsp.constants import ALGORITHMIC_DELAY_SAMPLES
 from percepnet.dsp.denoiser import Denoiser
@@ -34,8 +35,7 @@ def test_core_matches_denoiser_and_fills_telemetry():
         assert np.array_equal(o[:, 0], o[:, 1])
         outs.append(o[:, 0])
     got = np.concatenate(outs)
-    ref = Denoiser(model, use_comb=PARAMS["use_comb"].default,
-                   use_postfilter=PARAMS["use_postfilter"].default).process(speech)
+    ref = Denoiser(model, **stage_defaults()).process(speech)
     assert core.errors == 0
     np.testing.assert_allclose(got, ref.astype(np.float32), atol=1e-5)
     frames = len(speech) // 480
@@ -47,6 +47,34 @@ def test_core_matches_denoiser_and_fills_telemetry():
     assert np.any((pitch > 70) & (pitch < 400))
     spec, _ = tel.spec_in.read_new(0)
     assert spec.std() > 1.0
+
+
+def test_stage_switches_start_at_the_registry_defaults_and_flip_live():
+    """Every stage parameter (comb filter, postfilter, decay cap) reaches the denoiser, and
+    flipping one changes what comes out from the next block on."""
+    speech = load_fixture("speech_fr.ogg")[:48000].astype(np.float32)
+    core = EngineCore(tiny_model())
+    assert {n: core.stage(n) for n in STAGE_PARAMS} == stage_defaults()
+
+    def run() -> np.ndarray:
+        core.denoiser.reset()
+        outs = []
+        for b in _blocks(speech, [480]):
+            o = np.zeros((len(b), 1), dtype=np.float32)
+            core.process_block(b[:, None], o)
+            outs.append(o[:, 0])
+        assert core.errors == 0
+        return np.concatenate(outs)
+
+    base = run()
+    for name in STAGE_PARAMS:
+        core.set_stage(name, not PARAMS[name].default)
+        assert getattr(core.denoiser, name) is (not PARAMS[name].default)
+        assert np.max(np.abs(run() - base)) > 1e-4, name
+        core.set_stage(name, PARAMS[name].default)
+        np.testing.assert_array_equal(run(), base)
+    with pytest.raises(ValueError, match="unknown stage"):
+        core.set_stage("use_magic", True)
 
 
 def test_core_passes_input_through_on_error():

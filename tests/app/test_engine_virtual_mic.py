@@ -11,7 +11,7 @@ import soundfile as sf
 
 from live_audio import RATE, noisy_speech, segment_match, start_silence_feeder, stream_clip
 
-from percepnet.app.settings import PARAMS
+from percepnet.app.settings import stage_defaults
 from percepnet.app.engine import Engine
 from percepnet.app.models import default_model_name, load_model
 from percepnet.app.virtual_mic import get_backend
@@ -54,8 +54,7 @@ def test_virtual_mic_carries_denoised_voice_and_raw_input_when_off(chain, tmp_pa
     # suppression on: what the meeting app records is the engine's output
     out = _run(server, vmic, model, wav, tmp_path, suppression=True)
     d = ALGORITHMIC_DELAY_SAMPLES
-    den = Denoiser(model, use_comb=PARAMS["use_comb"].default,
-                   use_postfilter=PARAMS["use_postfilter"].default)
+    den = Denoiser(model, **stage_defaults())
     expected = den.process(np.concatenate([noisy, np.zeros(d)]))[d:]
     corr = segment_match(expected, out, seconds=0.25, skip=4)
     assert np.median(corr) >= 0.9, corr

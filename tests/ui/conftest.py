@@ -13,7 +13,8 @@ from dataclasses import dataclass  # noqa: E402
 
 import pytest  # noqa: E402
 
-from percepnet.app.engine import DEMO_DEVICE, NULL_DEVICE, Diagnostics, Engine  # noqa: E402
+from percepnet.app.engine import (DEMO_DEVICE, NULL_DEVICE, STAGE_PARAMS, Diagnostics,  # noqa: E402
+                                  Engine)
 from percepnet.app.settings import PARAMS, Settings  # noqa: E402
 from percepnet.app.telemetry import Telemetry  # noqa: E402
 
@@ -33,7 +34,7 @@ class FakeEngine:
         self.output_device = output_device
         self.suppression = True
         self.atten_limit_db = 100.0
-        self.stages = {k: PARAMS[k].default for k in ("use_comb", "use_postfilter")}
+        self.stages = {k: PARAMS[k].default for k in STAGE_PARAMS}
         self.monitor = False
         self.device_calls: list[tuple] = []
         self.errors = 0
@@ -43,6 +44,8 @@ class FakeEngine:
         self.events.append("engine stopped")
 
     def set_stage(self, name: str, on: bool) -> None:
+        if name not in STAGE_PARAMS:  # as the real engine
+            raise ValueError(f"unknown stage {name!r}")
         self.stages[name] = bool(on)
 
     def set_devices(self, input_device=None, output_device=None) -> None:

@@ -56,6 +56,11 @@ def test_toggle_shortcut_slider_and_stages_drive_the_engine(make_window, fake_en
     assert fake_engine.stages["use_comb"] is (not comb) and settings.use_comb is (not comb)
     QTest.keyClick(w, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
     assert fake_engine.stages["use_postfilter"] is False and settings.use_postfilter is False
+    cap = w.decay_cap_check.isChecked()
+    assert cap == PARAMS["use_decay_cap"].default
+    assert w.decay_cap_check.text() == PARAMS["use_decay_cap"].label
+    QTest.keyClick(w, Qt.Key.Key_3, Qt.KeyboardModifier.ControlModifier)
+    assert fake_engine.stages["use_decay_cap"] is (not cap) and settings.use_decay_cap is (not cap)
 
     w.monitor_check.setEnabled(True)
     w.monitor_check.setChecked(True)
