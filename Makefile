@@ -48,22 +48,26 @@ clean:
 
 # --- Training: reproduce the default `small` model end to end (make train) -------------------
 # Mixtures -> feature shards (training.data) -> training.train -> weights/small.{npz,json},
-# in two stages on a 2-core CPU (about 3 h 20 min in all):
+# in three stages on a 2-core CPU (about 4 h 30 min in all):
 # 1. 3000 x 10 s mixtures (8.3 h) of the 13 real training speakers of training.sources
 #    (tuxpaint, festvox-ru, asterisk G.722 voices), 6 epochs from scratch: ~188 batches of
 #    16 x 10 s crops per epoch at ~3.6 s each (1 torch thread), ~78 min. Exported to the cache.
 # 2. Fine-tuning (--init) on those plus 3200 new mixtures (seed 2) in which 20 % of the
 #    speakers are text-to-speech voices (training.tts: espeak-ng and flite, 92 voices) and
 #    pitch/tempo changes reach +-3 semitones: unseen speakers, not unseen noises, dominate
-#    the validation loss. 4 epochs at half the learning rate; exported to weights/small.
-# Making the data takes ~10 min per stage (training.data, 2 workers). Data and checkpoints go
-# to the user cache, never into the repository. An interrupted run continues from its last
+#    the validation loss. 4 epochs at half the learning rate, ~100 min; exported to the cache.
+# 3. Fine-tuning again on the same data, 3 epochs at lr 3e-4 with the comb-strength loss term
+#    weighted 0.25 (the comb filter is off by default, so the band gains get the capacity),
+#    ~60-75 min; exported to weights/small.
+# Making the data takes ~10 min per data set (training.data, 2 workers). Data and checkpoints
+# go to the user cache, never into the repository. An interrupted run continues from its last
 # checkpoint on the next `make train` (--resume).
 CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/percepnet
 TRAIN_DATA ?= $(CACHE_DIR)/train-data
 TRAIN_DATA2 ?= $(CACHE_DIR)/train-data-v2
 TRAIN_CHECKPOINTS ?= $(CACHE_DIR)/checkpoints/small
 TRAIN_CHECKPOINTS2 ?= $(CACHE_DIR)/checkpoints/small-ft
+TRAIN_CHECKPOINTS3 ?= $(CACHE_DIR)/checkpoints/small-ft3
 TRAIN_EXAMPLES ?= 3000
 TRAIN2_EXAMPLES ?= 3200
 TRAIN2_TTS_PER_VOICE ?= 30
@@ -71,6 +75,9 @@ VAL_EXAMPLES ?= 180
 TRAIN_EPOCHS ?= 6
 TRAIN2_EPOCHS ?= 4
 TRAIN2_LR ?= 5e-4
+TRAIN3_EPOCHS ?= 3
+TRAIN3_LR ?= 3e-4
+TRAIN3_STRENGTH_WEIGHT ?= 0.25
 TRAIN_BATCH ?= 16
 TRAIN_SEQ_FRAMES ?= 1000
 TRAIN_SEED ?= 1
@@ -84,6 +91,7 @@ TRAIN_STAMP := $(VENV)/.train-stamp
 TRAIN_DATA_STAMP := $(TRAIN_DATA)/.complete
 TRAIN_DATA2_STAMP := $(TRAIN_DATA2)/.complete
 TRAIN_STAGE1 := $(CACHE_DIR)/stage1/small.json
+TRAIN_STAGE2 := $(CACHE_DIR)/stage2/small.json
 
 $(TRAIN_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e '.[train,data]'
@@ -107,12 +115,21 @@ $(TRAIN_STAGE1): | $(TRAIN_STAMP) $(TRAIN_DATA_STAMP)
 		--checkpoints $(TRAIN_CHECKPOINTS) \
 		--resume $(if $(TRAIN_MAX_MINUTES),--max-minutes $(TRAIN_MAX_MINUTES))
 
-train: $(TRAIN_STAMP) $(TRAIN_DATA_STAMP) $(TRAIN_DATA2_STAMP) $(TRAIN_STAGE1)
+$(TRAIN_STAGE2): $(TRAIN_STAGE1) | $(TRAIN_STAMP) $(TRAIN_DATA_STAMP) $(TRAIN_DATA2_STAMP)
 	$(PY) -m training.train --train $(TRAIN_DATA)/train $(TRAIN_DATA2)/train \
 		--val $(TRAIN_DATA)/val --arch small --init $(TRAIN_CHECKPOINTS)/last.pt \
 		--epochs $(TRAIN2_EPOCHS) --lr $(TRAIN2_LR) --batch $(TRAIN_BATCH) \
 		--seq-frames $(TRAIN_SEQ_FRAMES) --seed $(TRAIN_SEED) --threads $(TRAIN_THREADS) \
-		--out weights --name small --checkpoints $(TRAIN_CHECKPOINTS2) \
+		--out $(CACHE_DIR)/stage2 --name small --checkpoints $(TRAIN_CHECKPOINTS2) \
+		--resume $(if $(TRAIN_MAX_MINUTES),--max-minutes $(TRAIN_MAX_MINUTES))
+
+train: $(TRAIN_STAMP) $(TRAIN_DATA_STAMP) $(TRAIN_DATA2_STAMP) $(TRAIN_STAGE1) $(TRAIN_STAGE2)
+	$(PY) -m training.train --train $(TRAIN_DATA)/train $(TRAIN_DATA2)/train \
+		--val $(TRAIN_DATA)/val --arch small --init $(TRAIN_CHECKPOINTS2)/last.pt \
+		--epochs $(TRAIN3_EPOCHS) --lr $(TRAIN3_LR) --strength-weight $(TRAIN3_STRENGTH_WEIGHT) \
+		--batch $(TRAIN_BATCH) --seq-frames $(TRAIN_SEQ_FRAMES) --seed 3 \
+		--threads $(TRAIN_THREADS) --out weights --name small \
+		--checkpoints $(TRAIN_CHECKPOINTS3) \
 		--resume $(if $(TRAIN_MAX_MINUTES),--max-minutes $(TRAIN_MAX_MINUTES))
 
 # --- Packaging: one-folder bundle and Linux desktop integration (packaging/) ---------------

@@ -91,8 +91,8 @@ _PARAMS = [
     Param("atten_limit_db", float, 100.0, "maximum attenuation: 0 dB = no suppression, "
           "100 dB = unlimited; lower values keep some background", unit="dB",
           range=ATTEN_LIMIT_DB_RANGE, label="Attenuation limit"),
-    # Off by default: with the shipped model it costs 0.06 PESQ-WB and adds nothing on
-    # DNSMOS (40 held-out mixtures at 0-10 dB, weights/README.md); kept for A/B.
+    # Off by default: with the shipped model it costs 0.07 PESQ-WB (40 held-out mixtures at
+    # 0-10 dB, weights/README.md); kept for A/B.
     Param("use_comb", bool, False, "pitch-tracked comb filter (removes noise between voice "
           "harmonics)", label="Comb filter"),
     Param("use_postfilter", bool, True, "envelope postfilter (sharpens the gains on speech)",
