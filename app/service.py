@@ -73,7 +73,8 @@ def build_engine(settings: Settings, *, on_status=None, telemetry=None, demo_rea
     engine = Engine(model, input_device=input_device, output_device=output_device,
                     atten_limit_db=settings.atten_limit_db, suppression=settings.suppression,
                     use_comb=settings.use_comb, use_postfilter=settings.use_postfilter,
-                    use_decay_cap=settings.use_decay_cap, latency_ms=settings.latency_ms, on_status=on_status, telemetry=telemetry)
+                    use_decay_cap=settings.use_decay_cap, latency_ms=settings.latency_ms,
+                    on_status=on_status, telemetry=telemetry)
     return engine, notes
 
 

@@ -445,7 +445,8 @@ def _train(cfg: TrainConfig) -> dict:
                         "val_gain_mae": val["gain_mae"],
                         "seconds": round(time.monotonic() - t_epoch, 1)})
         progress.line(f"epoch {epoch + 1}/{cfg.epochs}: train loss {history[-1]['train_loss']:.4f} "
-                      f"val loss {val['loss']:.4f} (gains {val['gain_loss']:.4f}) val gain MAE {val['gain_mae']:.4f} "
+                      f"val loss {val['loss']:.4f} (gains {val['gain_loss']:.4f}) "
+                      f"val gain MAE {val['gain_mae']:.4f} "
                       f"({_fmt_time(history[-1]['seconds'])})")
         epoch += 1
         batch_index = 0
