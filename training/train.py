@@ -108,9 +108,13 @@ class ShardSet:
             out.append(part)
         return tuple(out)
 
-    def batch(self, crops, length: int) -> tuple[torch.Tensor, ...]:
+    def batch(self, crops, length: int, device: str | torch.device = "cpu"
+              ) -> tuple[torch.Tensor, ...]:
+        """(features, gains, strengths, mask) of the crops, each [len(crops), length, C],
+        on ``device``."""
         parts = [self.crop(i, s, length) for i, s in crops]
-        return tuple(torch.from_numpy(np.stack([p[k] for p in parts])) for k in range(4))
+        return tuple(torch.from_numpy(np.stack([p[k] for p in parts])).to(device)
+                     for k in range(4))
 
 
 def feature_stats(data: ShardSet) -> tuple[np.ndarray, np.ndarray]:
@@ -195,11 +199,12 @@ def batch_errors(gains, strengths, g_hat, r_hat, mask) -> dict[str, float]:
 def evaluate(model: PercepNetModel, data: ShardSet, seq_frames: int, batch: int) -> dict:
     """Validation figures over every frame of ``data`` (crops of ``seq_frames``)."""
     was_training = model.training
+    device = next(model.parameters()).device
     model.eval()
     totals = {"gain": 0.0, "strength": 0.0, "abs_gain": 0.0, "mask": 0.0}
     crops = val_crops(data, seq_frames)
     for k in range(0, len(crops), batch):
-        feats, gains, strengths, mask = data.batch(crops[k:k + batch], seq_frames)
+        feats, gains, strengths, mask = data.batch(crops[k:k + batch], seq_frames, device)
         g_hat, r_hat = model(feats)
         for key, v in batch_errors(gains, strengths, g_hat, r_hat, mask).items():
             totals[key] += v
@@ -230,6 +235,11 @@ class TrainConfig:
     checkpoints: str = "checkpoints"
     resume: bool = False
     max_minutes: float | None = None
+    #: wall-clock schedule (for an accelerator lent for a fixed time): the cosine learning
+    #: rate runs over this many minutes of training instead of over the steps of ``epochs``,
+    #: and the run ends (validation, export) when they are spent; ``epochs`` is then an
+    #: upper bound. Not reproducible step for step, unlike the step schedule.
+    schedule_minutes: float | None = None
     seed: int = 1
     lr: float = 1e-3
     lr_min: float = 1e-5
@@ -240,6 +250,9 @@ class TrainConfig:
     #: the comb filter is off (its registry default).
     strength_weight: float = 1.0
     threads: int | None = None
+    #: torch device to train on ("cpu", "cuda", "cuda:1", ...); not part of the fingerprint:
+    #: a run may resume on another device (checkpoints are loaded onto the CPU first)
+    device: str = "cpu"
     progress_every: int = 10
     quiet: bool = False
     export: bool = True
@@ -261,6 +274,8 @@ class TrainConfig:
             fp["strength_weight"] = self.strength_weight
         if self.init:
             fp["init"] = str(self.init)
+        if self.schedule_minutes:
+            fp["schedule_minutes"] = self.schedule_minutes
         return fp
 
 
@@ -321,11 +336,18 @@ def _threads(cfg: TrainConfig) -> int:
         return os.cpu_count() or 1
 
 
+def _device_name(device: torch.device) -> str:
+    """'cpu' or the accelerator's name (for the manifest)."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
 def _init_summary(path: str | None) -> dict | None:
     """What a fine-tuning run started from: the checkpoint and that run's epoch history."""
     if not path:
         return None
-    state = torch.load(path, weights_only=True)
+    state = torch.load(path, weights_only=True, map_location="cpu")
     return {"checkpoint": str(path), "steps": state["step"],
             "history": json.loads(state["history"])}
 
@@ -362,14 +384,15 @@ def _train(cfg: TrainConfig) -> dict:
     ckpt_path = Path(cfg.checkpoints) / CHECKPOINT_NAME
 
     torch.manual_seed(cfg.seed)
-    model = PercepNetModel(arch)
+    device = torch.device(cfg.device)
+    model = PercepNetModel(arch).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n_batches = math.ceil(len(epoch_crops(train_data, cfg.seq_frames, cfg.seed, 0)) / cfg.batch)
     total_steps = n_batches * cfg.epochs
 
     epoch, batch_index, step, history, elapsed_before = 0, 0, 0, [], 0.0
     if cfg.resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, weights_only=True)
+        state = torch.load(ckpt_path, weights_only=True, map_location="cpu")
         if state["fingerprint"] != cfg.fingerprint():
             raise ValueError(f"{ckpt_path}: checkpoint is from a different configuration "
                              f"({state['fingerprint']})")
@@ -380,22 +403,31 @@ def _train(cfg: TrainConfig) -> dict:
         history = json.loads(state["history"])
         elapsed_before = state["elapsed_s"]
     elif cfg.init:
-        init = torch.load(cfg.init, weights_only=True)
+        init = torch.load(cfg.init, weights_only=True, map_location="cpu")
         if init["fingerprint"]["arch"] != arch:
             raise ValueError(f"{cfg.init}: checkpoint has another architecture")
         model.load_state_dict(init["model"])  # includes feat_mean/feat_std
     else:
         mean, std = feature_stats(train_data)
         model.set_normalisation(mean, std)
+    model.to(device)  # load_state_dict copies into the device tensors; this is a no-op then
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32 matrix products; GRUs use cuDNN
 
     progress = _Progress(total_steps, cfg.quiet, cfg.progress_every)
     progress.line(f"training {cfg.name}: {len(train_data)} examples "
                   f"({train_data.n_frames / 100 / 3600:.2f} h), {n_batches} batches/epoch, "
-                  f"{cfg.epochs} epochs, {_threads(cfg)} threads"
+                  f"{cfg.epochs} epochs, "
+                  + (f"{_threads(cfg)} threads" if device.type == "cpu" else str(device))
                   + (f", resuming at epoch {epoch + 1} batch {batch_index}" if step else ""))
     t_start = time.monotonic()
     deadline = t_start + cfg.max_minutes * 60 if cfg.max_minutes else None
     stopped_early = False
+    budget_s = cfg.schedule_minutes * 60 if cfg.schedule_minutes else None
+    budget_spent = False
+
+    def trained_s() -> float:
+        return elapsed_before + time.monotonic() - t_start
 
     def checkpoint() -> None:
         _save_checkpoint(ckpt_path, {
@@ -410,13 +442,16 @@ def _train(cfg: TrainConfig) -> dict:
         })
 
     model.train()
-    while epoch < cfg.epochs and not stopped_early:
+    while epoch < cfg.epochs and not stopped_early and not budget_spent:
         crops = epoch_crops(train_data, cfg.seq_frames, cfg.seed, epoch)
         loss_sum, loss_n, t_epoch = 0.0, 0, time.monotonic()
         while batch_index < n_batches:
             part = crops[batch_index * cfg.batch:(batch_index + 1) * cfg.batch]
-            feats, gains, strengths, mask = train_data.batch(part, cfg.seq_frames)
-            lr = lr_at(step, total_steps, cfg.lr, cfg.lr_min)
+            feats, gains, strengths, mask = train_data.batch(part, cfg.seq_frames, device)
+            if budget_s is None:
+                lr = lr_at(step, total_steps, cfg.lr, cfg.lr_min)
+            else:
+                lr = lr_at(int(trained_s() * 1000), int(budget_s * 1000), cfg.lr, cfg.lr_min)
             for group in optimiser.param_groups:
                 group["lr"] = lr
             g_hat, r_hat = model(feats)
@@ -431,6 +466,9 @@ def _train(cfg: TrainConfig) -> dict:
             loss_sum += float(loss.detach())
             loss_n += 1
             progress.update(step, epoch, cfg.epochs, batch_index, n_batches, loss_sum / loss_n, lr)
+            if budget_s is not None and trained_s() >= budget_s:
+                budget_spent = True  # this (maybe partial) epoch is validated and exported
+                break
             if deadline is not None and time.monotonic() >= deadline and batch_index < n_batches:
                 stopped_early = True
                 break
@@ -458,7 +496,7 @@ def _train(cfg: TrainConfig) -> dict:
     validation = evaluate(model, val_data, cfg.seq_frames, cfg.batch)
     elapsed = elapsed_before + time.monotonic() - t_start
     summary = {
-        "completed": epoch >= cfg.epochs,
+        "completed": epoch >= cfg.epochs or budget_spent,
         "epoch": epoch,
         "step": step,
         "history": history,
@@ -472,8 +510,9 @@ def _train(cfg: TrainConfig) -> dict:
             "epochs_done": epoch, "epochs_planned": cfg.epochs, "steps": step,
             "batch": cfg.batch, "seq_frames": cfg.seq_frames, "seed": cfg.seed,
             "optimiser": {"name": "AdamW", "lr": cfg.lr, "lr_min": cfg.lr_min,
-                          "schedule": "cosine per step", "weight_decay": cfg.weight_decay,
-                          "grad_clip_norm": cfg.grad_clip},
+                          "schedule": ("cosine per step" if budget_s is None else
+                                       f"cosine over {cfg.schedule_minutes:g} min of training"),
+                          "weight_decay": cfg.weight_decay, "grad_clip_norm": cfg.grad_clip},
             "loss": {"gamma": GAMMA, "c4": C4, "strength_weight": cfg.strength_weight},
             "init": _init_summary(cfg.init),
             "train_data": {"dir": str(cfg.train_dir), "files": train_data.files,
@@ -485,9 +524,11 @@ def _train(cfg: TrainConfig) -> dict:
             "history": history,
             "seconds": round(elapsed, 1),
             "threads": _threads(cfg),
+            "device": _device_name(device),
             **cfg.extra,
         }
         model.eval()
+        model.cpu()
         manifest = write_model(model, cfg.out_dir, cfg.name, training=training_info,
                                validation={k: validation[k] for k in
                                            ("loss", "gain_loss", "strength_loss", "gain_mae",
@@ -514,6 +555,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="continue from <checkpoints>/last.pt")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop (checkpoint + export) after this much training time")
+    p.add_argument("--schedule-minutes", type=float, default=None, metavar="M",
+                   help="cosine learning rate over M minutes of training time (not over the "
+                        "steps of --epochs, which becomes an upper bound); the run ends, "
+                        "validated and exported, when they are spent")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-min", type=float, default=1e-5)
@@ -525,8 +570,19 @@ def main(argv: list[str] | None = None) -> int:
                         "with a fresh optimiser and learning-rate schedule")
     p.add_argument("--strength-weight", type=float, default=1.0,
                    help="weight of the comb-strength term in the loss (default: 1, the paper's)")
+    p.add_argument("--device", default="cpu",
+                   help="torch device: cpu (default), cuda, cuda:N; 'auto' picks cuda when "
+                        "one is available")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
+    if a.device == "auto":
+        a.device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(a.device)
+    except RuntimeError as exc:
+        p.error(f"--device: {exc}")
+    if torch.device(a.device).type == "cuda" and not torch.cuda.is_available():
+        p.error(f"--device {a.device}: torch sees no CUDA device on this machine")
     if not 0.0 <= a.strength_weight <= 10.0:
         p.error("--strength-weight must be within 0..10")
     name = a.name or a.arch
@@ -536,7 +592,8 @@ def main(argv: list[str] | None = None) -> int:
         checkpoints=a.checkpoints or str(Path.home() / ".cache" / "percepnet" / "checkpoints" / name),
         resume=a.resume, max_minutes=a.max_minutes, seed=a.seed, lr=a.lr, lr_min=a.lr_min,
         threads=a.threads, quiet=a.quiet, init=a.init,
-        strength_weight=a.strength_weight)
+        strength_weight=a.strength_weight, device=a.device,
+        schedule_minutes=a.schedule_minutes)
     summary = train(cfg)
     return 0 if summary["manifest"] else 1
 

@@ -237,3 +237,36 @@ def test_init_fine_tunes_from_a_checkpoint(shards, tmp_path):
     init = json.loads(open(tuned["manifest"]).read())["training"]["init"]
     assert init["checkpoint"] == str(ckpt) and init["steps"] == first["step"]
     assert [h["val_loss"] for h in init["history"]] == [h["val_loss"] for h in first["history"]]
+
+
+def test_schedule_minutes_ends_the_run_on_time_and_anneals(shards, tmp_path):
+    """--schedule-minutes: the run stops when the training time is spent (long before its
+    epoch bound), is validated and exported, counts as completed, and its learning rate
+    followed the wall-clock cosine (the last step's rate is near lr_min, not the peak)."""
+    import time
+
+    t0 = time.monotonic()
+    done = train(_cfg(shards, tmp_path, epochs=10_000, schedule_minutes=0.05))
+    assert time.monotonic() - t0 < 60
+    assert done["completed"] and done["manifest"] and 1 <= done["epoch"] < 10_000
+    info = json.loads(open(done["manifest"]).read())["training"]
+    assert info["optimiser"]["schedule"] == "cosine over 0.05 min of training"
+    assert info["device"] == "cpu"
+    state = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)
+    lr_last = state["optimiser"]["param_groups"][0]["lr"]
+    assert lr_last < 0.2 * 1e-3
+    assert state["fingerprint"]["schedule_minutes"] == 0.05
+
+
+def test_device_option_is_checked(shards, tmp_path, capsys):
+    """--device names a torch device; an unknown name, or CUDA on a machine without it, is a
+    usage error (exit 2) before any data is read."""
+    base = ["--train", str(shards / "train"), "--val", str(shards / "val"), "--epochs", "1",
+            "--out", str(tmp_path), "--checkpoints", str(tmp_path / "c"), "--quiet"]
+    with pytest.raises(SystemExit) as exc:
+        main(base + ["--device", "no-such-device"])
+    assert exc.value.code == 2 and "--device" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit) as exc:
+            main(base + ["--device", "cuda"])
+        assert exc.value.code == 2 and "no CUDA device" in capsys.readouterr().err
