@@ -240,6 +240,9 @@ class TrainConfig:
     #: and the run ends (validation, export) when they are spent; ``epochs`` is then an
     #: upper bound. Not reproducible step for step, unlike the step schedule.
     schedule_minutes: float | None = None
+    #: export the weights of the epoch with the lowest validation loss instead of the last
+    #: one (for long runs over a fixed data set that may start to overfit)
+    export_best: bool = False
     seed: int = 1
     lr: float = 1e-3
     lr_min: float = 1e-5
@@ -425,6 +428,7 @@ def _train(cfg: TrainConfig) -> dict:
     stopped_early = False
     budget_s = cfg.schedule_minutes * 60 if cfg.schedule_minutes else None
     budget_spent = False
+    best: tuple[float, int, dict] | None = None
 
     def trained_s() -> float:
         return elapsed_before + time.monotonic() - t_start
@@ -478,6 +482,9 @@ def _train(cfg: TrainConfig) -> dict:
                           f"checkpoint {ckpt_path} (--resume continues)")
             break
         val = evaluate(model, val_data, cfg.seq_frames, cfg.batch)
+        if cfg.export_best and (best is None or val["loss"] < best[0]):
+            best = (val["loss"], epoch + 1,
+                    {k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
         history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(loss_n, 1),
                         "val_loss": val["loss"], "val_gain_loss": val["gain_loss"],
                         "val_gain_mae": val["gain_mae"],
@@ -493,6 +500,10 @@ def _train(cfg: TrainConfig) -> dict:
             stopped_early = True
             progress.line(f"stopped by --max-minutes after epoch {epoch}; --resume continues")
 
+    if best is not None:
+        model.load_state_dict(best[2])
+        progress.line(f"exporting the weights of epoch {best[1]} (lowest validation loss "
+                      f"{best[0]:.4f})")
     validation = evaluate(model, val_data, cfg.seq_frames, cfg.batch)
     elapsed = elapsed_before + time.monotonic() - t_start
     summary = {
@@ -524,6 +535,7 @@ def _train(cfg: TrainConfig) -> dict:
             "history": history,
             "seconds": round(elapsed, 1),
             "threads": _threads(cfg),
+            "exported_epoch": best[1] if best is not None else epoch,
             "device": _device_name(device),
             **cfg.extra,
         }
@@ -559,6 +571,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="cosine learning rate over M minutes of training time (not over the "
                         "steps of --epochs, which becomes an upper bound); the run ends, "
                         "validated and exported, when they are spent")
+    p.add_argument("--export-best", action="store_true",
+                   help="export the epoch with the lowest validation loss, not the last")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-min", type=float, default=1e-5)
@@ -593,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
         resume=a.resume, max_minutes=a.max_minutes, seed=a.seed, lr=a.lr, lr_min=a.lr_min,
         threads=a.threads, quiet=a.quiet, init=a.init,
         strength_weight=a.strength_weight, device=a.device,
-        schedule_minutes=a.schedule_minutes)
+        schedule_minutes=a.schedule_minutes, export_best=a.export_best)
     summary = train(cfg)
     return 0 if summary["manifest"] else 1
 
