@@ -270,3 +270,15 @@ def test_device_option_is_checked(shards, tmp_path, capsys):
         with pytest.raises(SystemExit) as exc:
             main(base + ["--device", "cuda"])
         assert exc.value.code == 2 and "no CUDA device" in capsys.readouterr().err
+
+
+def test_export_best_exports_the_epoch_with_the_lowest_validation_loss(shards, tmp_path):
+    """--export-best: the exported model is the epoch whose validation loss was lowest (the
+    export's own validation equals that epoch's), and the manifest says which epoch."""
+    done = train(_cfg(shards, tmp_path, epochs=5, lr=0.1, lr_min=0.1, export_best=True))
+    losses = [h["val_loss"] for h in done["history"]]
+    best = int(np.argmin(losses))
+    assert best < len(losses) - 1  # (this run's loss rises at its end: the test can tell)
+    info = json.loads(open(done["manifest"]).read())
+    assert info["training"]["exported_epoch"] == best + 1
+    assert info["validation"]["loss"] == pytest.approx(losses[best], abs=1e-6)
