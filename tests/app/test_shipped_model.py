@@ -28,3 +28,24 @@ def test_shipped_default_model_loads_and_denoises():
     y = Denoiser(model).process(np.concatenate([noisy, np.zeros(d)]))[d:]
     assert np.all(np.isfinite(y)) and y.shape == noisy.shape
     assert _snr_db(clean[48000:], y[48000:]) > _snr_db(clean[48000:], noisy[48000:]) + 3.0
+
+
+def test_every_shipped_model_loads_and_denoises():
+    """The option models too (``full``, trained on a lent GPU machine): each passes the load
+    checks, records a completed training run, and denoises (quality on held-out speakers is
+    measured by benchmarks.quality, not here)."""
+    names = installed_models()
+    assert {"small", "full"} <= set(names)
+    clean = load_fixture("speech_ru.ogg")[:48000 * 4]
+    noisy = mix_at_snr(clean, load_fixture("noise_kettle.ogg")[:len(clean)], 5.0)
+    d = ALGORITHMIC_DELAY_SAMPLES
+    assert load_model("full").manifest["training"]["device"].startswith("cuda")
+    for name in names:
+        model = load_model(name)
+        training = model.manifest["training"]
+        assert training["completed"] is True, name
+        assert model.manifest["validation"]["gain_mae"] < 0.3, name
+        y = Denoiser(model).process(np.concatenate([noisy, np.zeros(d)]))[d:]
+        assert np.all(np.isfinite(y)), name
+        gain_db = _snr_db(clean[48000:], y[48000:]) - _snr_db(clean[48000:], noisy[48000:])
+        assert gain_db > 3.0, (name, gain_db)
