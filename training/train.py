@@ -241,7 +241,8 @@ class TrainConfig:
     #: upper bound. Not reproducible step for step, unlike the step schedule.
     schedule_minutes: float | None = None
     #: export the weights of the epoch with the lowest validation loss instead of the last
-    #: one (for long runs over a fixed data set that may start to overfit)
+    #: one (for long runs over a fixed data set that may start to overfit); a resumed run
+    #: compares the epochs since its resume
     export_best: bool = False
     seed: int = 1
     lr: float = 1e-3
@@ -413,7 +414,6 @@ def _train(cfg: TrainConfig) -> dict:
     else:
         mean, std = feature_stats(train_data)
         model.set_normalisation(mean, std)
-    model.to(device)  # load_state_dict copies into the device tensors; this is a no-op then
     if device.type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 matrix products; GRUs use cuDNN
 
@@ -505,7 +505,7 @@ def _train(cfg: TrainConfig) -> dict:
         progress.line(f"exporting the weights of epoch {best[1]} (lowest validation loss "
                       f"{best[0]:.4f})")
     validation = evaluate(model, val_data, cfg.seq_frames, cfg.batch)
-    elapsed = elapsed_before + time.monotonic() - t_start
+    elapsed = trained_s()
     summary = {
         "completed": epoch >= cfg.epochs or budget_spent,
         "epoch": epoch,
