@@ -49,6 +49,16 @@ def _select(manifest: dict, skip: tuple[str, ...], subsample: dict[str, int]) ->
     return {**manifest, "speech": speech}
 
 
+def _map_paths(manifest: dict, fn) -> dict:
+    """The manifest with every file path (clips, keys, music) replaced by ``fn(path)``."""
+    out = dict(manifest)
+    for key in ("speech", "noises"):
+        out[key] = [{**c, "path": fn(c["path"])} for c in manifest[key]]
+    for key in ("keys", "music"):
+        out[key] = [fn(p) for p in manifest[key]]
+    return out
+
+
 def _relative(manifest: dict, root: Path) -> tuple[dict, list[str]]:
     """The manifest with paths relative to ``root``, and the files it names."""
     files: list[str] = []
@@ -60,12 +70,7 @@ def _relative(manifest: dict, root: Path) -> tuple[dict, list[str]]:
         files.append(r)
         return r
 
-    out = dict(manifest)
-    out["speech"] = [{**c, "path": rel(c["path"])} for c in manifest["speech"]]
-    out["noises"] = [{**c, "path": rel(c["path"])} for c in manifest["noises"]]
-    out["keys"] = [rel(p) for p in manifest["keys"]]
-    out["music"] = [rel(p) for p in manifest["music"]]
-    return out, files
+    return _map_paths(manifest, rel), files
 
 
 class _PartWriter(io.RawIOBase):
@@ -163,16 +168,8 @@ def unpack(parts: list[str | Path], data_dir: str | Path | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BufferedReader(_PartReader(parts)), mode="r|") as tar:
         tar.extractall(root, filter="data")
-    rel = json.loads((root / BUNDLE_MANIFEST).read_text())
-
-    def ab(p: str) -> str:
-        return str(root / p)
-
-    manifest = dict(rel)
-    manifest["speech"] = [{**c, "path": ab(c["path"])} for c in rel["speech"]]
-    manifest["noises"] = [{**c, "path": ab(c["path"])} for c in rel["noises"]]
-    manifest["keys"] = [ab(p) for p in rel["keys"]]
-    manifest["music"] = [ab(p) for p in rel["music"]]
+    manifest = _map_paths(json.loads((root / BUNDLE_MANIFEST).read_text()),
+                          lambda p: str(root / p))
     if manifest.get("version") != MANIFEST_VERSION:
         raise ValueError(f"bundle manifest version {manifest.get('version')}, "
                          f"expected {MANIFEST_VERSION}")

@@ -26,8 +26,8 @@ from PyQt6.QtWidgets import (QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel
                              QMenu, QPushButton, QSizePolicy, QSystemTrayIcon, QVBoxLayout,
                              QWidget)
 
-from percepnet.app.engine import DEMO_DEVICE, NULL_DEVICE, STAGE_PARAMS
-from percepnet.app.settings import PARAMS, Settings
+from percepnet.app.engine import DEMO_DEVICE, NULL_DEVICE
+from percepnet.app.settings import PARAMS, STAGE_PARAMS, Settings
 from percepnet.app.telemetry import Telemetry
 
 from . import plot_style
@@ -256,7 +256,7 @@ class MainWindow(QMainWindow):
 
         ab = QGroupBox("A/B listening")
         ab_lay = QVBoxLayout(ab)
-        #: one check box per DSP stage switch (engine.STAGE_PARAMS), showing the engine's state
+        #: one check box per DSP stage switch (settings.STAGE_PARAMS), showing the engine's state
         self.stage_checks: dict[str, ParamCheck] = {}
         for name in STAGE_PARAMS:
             check = ParamCheck(PARAMS[name], self.engine.core.stage(name)

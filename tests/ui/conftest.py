@@ -13,9 +13,8 @@ from dataclasses import dataclass  # noqa: E402
 
 import pytest  # noqa: E402
 
-from percepnet.app.engine import (DEMO_DEVICE, NULL_DEVICE, STAGE_PARAMS, Diagnostics,  # noqa: E402
-                                  Engine)
-from percepnet.app.settings import PARAMS, Settings  # noqa: E402
+from percepnet.app.engine import DEMO_DEVICE, NULL_DEVICE, Diagnostics, Engine  # noqa: E402
+from percepnet.app.settings import STAGE_PARAMS, Settings, stage_defaults  # noqa: E402
 from percepnet.app.telemetry import Telemetry  # noqa: E402
 
 
@@ -34,7 +33,7 @@ class FakeEngine:
         self.output_device = output_device
         self.suppression = True
         self.atten_limit_db = 100.0
-        self.stages = {k: PARAMS[k].default for k in STAGE_PARAMS}
+        self.stages = stage_defaults()
         self.monitor = False
         self.device_calls: list[tuple] = []
         self.errors = 0
