@@ -436,16 +436,22 @@ def _one(args):
     return index, arrays, info
 
 
+def _cleaner_name() -> str:
+    from .cleanup import CLEANER
+    return CLEANER
+
+
 def write_shards(out_dir: str | Path, split: str, n_examples: int, seconds: float, seed: int,
                  examples_per_shard: int = 256, corpus: Corpus | None = None,
                  workers: int = 2, aug: Augment | None = None, progress: bool = False,
-                 music: bool = False, tts_per_voice: int = 0) -> dict:
+                 music: bool = False, tts_per_voice: int = 0, cleaned: bool = False) -> dict:
     """Write ``out_dir/shard-00000.npz``... (features [N, T, 70], gains, strengths, mask
     [N, T, 34], float32) and ``out_dir/meta.json``; returns the meta dict."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     corpus = corpus if corpus is not None else load_corpus(split, music=music,
-                                                           tts_per_voice=tts_per_voice)
+                                                           tts_per_voice=tts_per_voice,
+                                                           cleaned=cleaned)
     aug = aug or Augment()
     jobs = [(seed, split, i, seconds, aug) for i in range(n_examples)]
     infos: list[dict] = [None] * n_examples  # type: ignore[list-item]
@@ -501,6 +507,7 @@ def write_shards(out_dir: str | Path, split: str, n_examples: int, seconds: floa
         "arrays": {"features": "float32 [N, T, 70]", "gains": "float32 [N, T, 34]",
                    "strengths": "float32 [N, T, 34]", "mask": "float32 [N, T, 34]"},
         "corpus_speakers": corpus.speakers,
+        "cleaned_speech": _cleaner_name() if cleaned else None,
         "speakers": dict(Counter(i["speaker"] for i in infos)),
         "noise_kinds": dict(Counter(k for i in infos for k in i["noise_kinds"])),
         "reverb_examples": int(sum(i["reverb"] for i in infos)),
@@ -535,12 +542,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="pitch/tempo perturbation range (default: +-%(default)s semitones)")
     p.add_argument("--speed-range", type=float, nargs=2, default=Augment.speed_range,
                    metavar=("LO", "HI"), help="limits of the resampling factor")
+    p.add_argument("--cleaned-speech", action="store_true",
+                   help="train on the cleaned copies of the amateur (tuxpaint) recordings "
+                        "(training.cleanup; the validation split stays raw)")
     a = p.parse_args(argv)
     for split, n in (("train", a.train), ("val", a.val)):
         if n > 0:
             write_shards(a.out / split, split, n, a.seconds, a.seed, a.per_shard,
                          workers=a.workers, progress=True, music=a.music,
-                         tts_per_voice=a.tts_per_voice,
+                         tts_per_voice=a.tts_per_voice, cleaned=a.cleaned_speech,
                          aug=Augment(tts_share=a.tts_share, speed_semitones=a.speed_semitones,
                                      speed_range=tuple(a.speed_range)))
     return 0

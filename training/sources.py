@@ -294,10 +294,13 @@ def build_manifest(music: bool = False, workers: int = 2) -> dict:
     return manifest
 
 
-def load_corpus(split: str, music: bool = False, tts_per_voice: int = 0) -> Corpus:
+def load_corpus(split: str, music: bool = False, tts_per_voice: int = 0,
+                cleaned: bool = False) -> Corpus:
     """The corpus of one split ("train" or "val") from the cached manifest; with
     ``tts_per_voice`` > 0 the training split also gets the text-to-speech voices of
-    ``training.tts`` (that many utterances each; babble stays real speech)."""
+    ``training.tts`` (that many utterances each; babble stays real speech). ``cleaned``:
+    the training split's tuxpaint clips are replaced by their cleaned copies
+    (``training.cleanup``, built on first use); the validation split is never cleaned."""
     if split not in ("train", "val"):
         raise ValueError(split)
     m = build_manifest(music=music)
@@ -307,12 +310,17 @@ def load_corpus(split: str, music: bool = False, tts_per_voice: int = 0) -> Corp
     # music and key one-shots are split by file hash too
     music_files = [f for f in m["music"] if _split_of_noise(Path(f).name) == split]
     clips = [c for c in speech if c.split == split]
+    babble = [c for c in speech if c.split == "train"]
+    if cleaned and split == "train":
+        from training.cleanup import apply_cleaned, clean_tuxpaint
+
+        mapping = clean_tuxpaint(speech, progress=True)["map"]
+        clips, babble = apply_cleaned(clips, mapping), apply_cleaned(babble, mapping)
     if tts_per_voice > 0 and split == "train":
         from training.tts import build_tts
 
         clips += [Clip(**c) for c in build_tts(per_voice=tts_per_voice)]
-    return Corpus(split, clips, noises, list(m["keys"]), music_files,
-                  [c for c in speech if c.split == "train"])
+    return Corpus(split, clips, noises, list(m["keys"]), music_files, babble)
 
 
 def manifest_digest(corpus: Corpus) -> str:
