@@ -42,6 +42,7 @@ from scipy.signal import butter, fftconvolve, lfilter, sosfilt
 from percepnet.dsp.constants import HOP_SIZE
 from percepnet.dsp.features import compute_features_and_targets
 
+from .cleanup import CLEANER
 from .sources import RATE, TTS_PREFIX, Clip, Corpus, load48, load_corpus, trim_silence
 
 SPLIT_IDS = {"train": 0, "val": 1}
@@ -436,11 +437,6 @@ def _one(args):
     return index, arrays, info
 
 
-def _cleaner_name() -> str:
-    from .cleanup import CLEANER
-    return CLEANER
-
-
 def write_shards(out_dir: str | Path, split: str, n_examples: int, seconds: float, seed: int,
                  examples_per_shard: int = 256, corpus: Corpus | None = None,
                  workers: int = 2, aug: Augment | None = None, progress: bool = False,
@@ -507,7 +503,7 @@ def write_shards(out_dir: str | Path, split: str, n_examples: int, seconds: floa
         "arrays": {"features": "float32 [N, T, 70]", "gains": "float32 [N, T, 34]",
                    "strengths": "float32 [N, T, 34]", "mask": "float32 [N, T, 34]"},
         "corpus_speakers": corpus.speakers,
-        "cleaned_speech": _cleaner_name() if cleaned else None,
+        "cleaned_speech": CLEANER if cleaned else None,
         "speakers": dict(Counter(i["speaker"] for i in infos)),
         "noise_kinds": dict(Counter(k for i in infos for k in i["noise_kinds"])),
         "reverb_examples": int(sum(i["reverb"] for i in infos)),
