@@ -39,7 +39,7 @@ import soundfile as sf
 
 from .sources import LANGUAGES, RATE, Clip, cache_dir, load48
 
-__all__ = ["CLEANER", "cleaned_dir", "clean_tuxpaint", "cleaned_map", "apply_cleaned"]
+__all__ = ["CLEANER", "cleaned_dir", "clean_tuxpaint", "apply_cleaned"]
 
 #: What cleaned the clips; part of the cache folder's name (a new cleaner = a new folder).
 CLEANER = "dfn3-v1"
@@ -128,12 +128,6 @@ def clean_tuxpaint(clips: Iterable[Clip], workers: int = 2, progress: bool = Fal
     tmp.write_text(json.dumps(doc, indent=1))
     tmp.replace(path)
     return doc
-
-
-def cleaned_map() -> dict[str, str]:
-    """original path -> cleaned path; empty when the copies were never built."""
-    path = cleaned_dir() / "map.json"
-    return json.loads(path.read_text())["map"] if path.exists() else {}
 
 
 def apply_cleaned(clips: list[Clip], mapping: dict[str, str]) -> list[Clip]:

@@ -70,7 +70,7 @@ def test_cleaned_copies_lose_the_floor_keep_the_speech(tmp_path, monkeypatch):
     assert cleanup.clean_tuxpaint(clips, workers=1) == json.loads(
         (cleanup.cleaned_dir() / "map.json").read_text())
     assert (cleanup.cleaned_dir() / "map.json").stat().st_mtime_ns == stamp
-    swapped = cleanup.apply_cleaned(clips, cleanup.cleaned_map())
+    swapped = cleanup.apply_cleaned(clips, doc["map"])
     assert [c.path for c in swapped] == [doc["map"][paths[0]], doc["map"][paths[1]],
                                          str(val), str(studio)]
     assert [c.speaker for c in swapped] == [c.speaker for c in clips]
