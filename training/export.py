@@ -18,7 +18,8 @@ from percepnet.dsp.constants import HOP_SIZE, LOOKAHEAD_FRAMES, SAMPLE_RATE_HZ, 
 from percepnet.dsp.model_config import n_weights
 from percepnet.dsp.network import quantize_rows
 
-__all__ = ["FORMAT_VERSION", "model_to_arrays", "write_model", "write_model_arrays"]
+__all__ = ["FORMAT_VERSION", "model_to_arrays", "model_from_arrays", "load_model_file",
+           "write_model", "write_model_arrays"]
 
 FORMAT_VERSION = 1
 
@@ -64,6 +65,60 @@ def model_to_arrays(model) -> dict:
     _matrix(out, "gain_head", _np(model.gain_head.weight), _np(model.gain_head.bias))
     _matrix(out, "strength_head", _np(model.strength_head.weight), _np(model.strength_head.bias))
     return out
+
+
+def model_from_arrays(arrays, arch: dict):
+    """The inverse of ``model_to_arrays``: a float ``PercepNetModel`` (eval mode) whose
+    weights are the dequantised int8 rows (q * scale), so it computes what the runtime does
+    up to float rounding (max gain difference ~0.01 against the runtime's u8 activations)."""
+    import torch
+
+    from training.model import PercepNetModel
+
+    model = PercepNetModel(arch)
+
+    def t(key: str):
+        return torch.from_numpy(np.asarray(arrays[key], dtype=np.float32))
+
+    def rows(key: str, scale: str):
+        return t(key) * t(scale)[:, None]
+
+    with torch.no_grad():
+        model.feat_mean.copy_(t("feat_mean"))
+        model.feat_std.copy_(t("feat_std"))
+        for name in ("dense", "gain_head", "strength_head"):
+            layer = getattr(model, name)
+            layer.weight.copy_(rows(f"{name}.w_q", f"{name}.w_scale"))
+            layer.bias.copy_(t(f"{name}.b"))
+        for name in ("conv1", "conv2"):
+            conv = getattr(model, name)
+            c_out, c_in, k = conv.weight.shape
+            w = rows(f"{name}.w_q", f"{name}.w_scale").reshape(c_out, k, c_in)
+            conv.weight.copy_(w.permute(0, 2, 1))
+            conv.bias.copy_(t(f"{name}.b"))
+        grus = [(f"gru{i}", g) for i, g in enumerate(model.grus)]
+        grus += [("gru_gain", model.gru_gain), ("gru_strength", model.gru_strength)]
+        for name, gru in grus:
+            gru.weight_ih_l0.copy_(rows(f"{name}.wih_q", f"{name}.wih_scale"))
+            gru.weight_hh_l0.copy_(rows(f"{name}.whh_q", f"{name}.whh_scale"))
+            gru.bias_ih_l0.copy_(t(f"{name}.bih"))
+            gru.bias_hh_l0.copy_(t(f"{name}.bhh"))
+    return model.eval()
+
+
+def load_model_file(manifest_or_npz: str | Path):
+    """A shipped model (``<name>.json`` or ``<name>.npz`` beside its manifest) as a float
+    ``PercepNetModel``; the weights file's sha256 is checked against the manifest."""
+    path = Path(manifest_or_npz)
+    manifest_path = path.with_suffix(".json")
+    manifest = json.loads(manifest_path.read_text())
+    npz = manifest_path.parent / manifest["weights_file"]
+    digest = hashlib.sha256(npz.read_bytes()).hexdigest()
+    if digest != manifest["sha256"]:
+        raise ValueError(f"{npz}: sha256 {digest[:12]}... does not match its manifest")
+    with np.load(npz, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    return model_from_arrays(arrays, manifest["architecture"])
 
 
 def write_model(model, directory: str | Path, name: str, *, training: dict | None = None,
