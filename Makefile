@@ -48,7 +48,7 @@ clean:
 
 # --- Training: reproduce the default `small` model end to end (make train) -------------------
 # Mixtures -> feature shards (training.data) -> training.train -> weights/small.{npz,json},
-# in three stages on a 2-core CPU (about 4 h 30 min in all):
+# in four stages on a 2-core CPU (about 5 h 45 min in all):
 # 1. 3000 x 10 s mixtures (8.3 h) of the 13 real training speakers of training.sources
 #    (tuxpaint, festvox-ru, asterisk G.722 voices), 6 epochs from scratch: ~188 batches of
 #    16 x 10 s crops per epoch at ~3.6 s each (1 torch thread), ~78 min. Exported to the cache.
@@ -58,7 +58,11 @@ clean:
 #    the validation loss. 4 epochs at half the learning rate, ~100 min; exported to the cache.
 # 3. Fine-tuning again on the same data, 3 epochs at lr 3e-4 with the comb-strength loss term
 #    weighted 0.25 (the comb filter is off by default, so the band gains get the capacity),
-#    ~60-75 min; exported to weights/small.
+#    ~60-75 min; exported to the cache.
+# 4. Ensemble distillation (training.distill): 3000 new mixtures (seed 5, as stage 2) are
+#    relabelled with 0.3 x ideal gains + 0.7 x the mean gains of stage 3 and the shipped
+#    `full` model (weights/full, trained on a lent GPU), ~15 min; then fine-tuning on them,
+#    3 epochs at lr 3e-4, ~55 min; exported to weights/small.
 # Making the data takes ~10 min per data set (training.data, 2 workers). Data and checkpoints
 # go to the user cache, never into the repository. An interrupted run continues from its last
 # checkpoint on the next `make train` (--resume).
@@ -68,6 +72,13 @@ TRAIN_DATA2 ?= $(CACHE_DIR)/train-data-v2
 TRAIN_CHECKPOINTS ?= $(CACHE_DIR)/checkpoints/small
 TRAIN_CHECKPOINTS2 ?= $(CACHE_DIR)/checkpoints/small-ft
 TRAIN_CHECKPOINTS3 ?= $(CACHE_DIR)/checkpoints/small-ft3
+TRAIN_CHECKPOINTS4 ?= $(CACHE_DIR)/checkpoints/small-distill
+TRAIN_DATA4 ?= $(CACHE_DIR)/train-data-d5
+TRAIN_DISTILL ?= $(CACHE_DIR)/train-data-d5-distill
+TRAIN4_EXAMPLES ?= 3000
+TRAIN4_EPOCHS ?= 3
+TRAIN4_LR ?= 3e-4
+TRAIN4_TEACHER_WEIGHT ?= 0.7
 TRAIN_EXAMPLES ?= 3000
 TRAIN2_EXAMPLES ?= 3200
 TRAIN2_TTS_PER_VOICE ?= 30
@@ -92,6 +103,9 @@ TRAIN_DATA_STAMP := $(TRAIN_DATA)/.complete
 TRAIN_DATA2_STAMP := $(TRAIN_DATA2)/.complete
 TRAIN_STAGE1 := $(CACHE_DIR)/stage1/small.json
 TRAIN_STAGE2 := $(CACHE_DIR)/stage2/small.json
+TRAIN_STAGE3 := $(CACHE_DIR)/stage3/small.json
+TRAIN_DATA4_STAMP := $(TRAIN_DATA4)/.complete
+TRAIN_DISTILL_STAMP := $(TRAIN_DISTILL)/.complete
 
 $(TRAIN_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e '.[train,data]'
@@ -105,6 +119,12 @@ $(TRAIN_DATA_STAMP): | $(TRAIN_STAMP)
 $(TRAIN_DATA2_STAMP): | $(TRAIN_STAMP)
 	$(PY) -m training.data --out $(TRAIN_DATA2) --train $(TRAIN2_EXAMPLES) --val 0 \
 		--seconds 10 --seed 2 --tts-per-voice $(TRAIN2_TTS_PER_VOICE) \
+		--speed-semitones 3 --speed-range 0.84 1.19
+	@touch $@
+
+$(TRAIN_DATA4_STAMP): | $(TRAIN_STAMP)
+	$(PY) -m training.data --out $(TRAIN_DATA4) --train $(TRAIN4_EXAMPLES) --val 0 \
+		--seconds 10 --seed 5 --tts-per-voice $(TRAIN2_TTS_PER_VOICE) \
 		--speed-semitones 3 --speed-range 0.84 1.19
 	@touch $@
 
@@ -123,13 +143,28 @@ $(TRAIN_STAGE2): $(TRAIN_STAGE1) | $(TRAIN_STAMP) $(TRAIN_DATA_STAMP) $(TRAIN_DA
 		--out $(CACHE_DIR)/stage2 --name small --checkpoints $(TRAIN_CHECKPOINTS2) \
 		--resume $(if $(TRAIN_MAX_MINUTES),--max-minutes $(TRAIN_MAX_MINUTES))
 
-train: $(TRAIN_STAMP) $(TRAIN_DATA_STAMP) $(TRAIN_DATA2_STAMP) $(TRAIN_STAGE1) $(TRAIN_STAGE2)
+$(TRAIN_STAGE3): $(TRAIN_STAGE2) | $(TRAIN_STAMP) $(TRAIN_DATA_STAMP) $(TRAIN_DATA2_STAMP)
 	$(PY) -m training.train --train $(TRAIN_DATA)/train $(TRAIN_DATA2)/train \
 		--val $(TRAIN_DATA)/val --arch small --init $(TRAIN_CHECKPOINTS2)/last.pt \
 		--epochs $(TRAIN3_EPOCHS) --lr $(TRAIN3_LR) --strength-weight $(TRAIN3_STRENGTH_WEIGHT) \
 		--batch $(TRAIN_BATCH) --seq-frames $(TRAIN_SEQ_FRAMES) --seed 3 \
-		--threads $(TRAIN_THREADS) --out weights --name small \
+		--threads $(TRAIN_THREADS) --out $(CACHE_DIR)/stage3 --name small \
 		--checkpoints $(TRAIN_CHECKPOINTS3) \
+		--resume $(if $(TRAIN_MAX_MINUTES),--max-minutes $(TRAIN_MAX_MINUTES))
+
+$(TRAIN_DISTILL_STAMP): $(TRAIN_STAGE3) $(TRAIN_DATA4_STAMP) | $(TRAIN_STAMP)
+	$(PY) -m training.distill --src $(TRAIN_DATA4)/train --out $(TRAIN_DISTILL)/train \
+		--teacher $(TRAIN_STAGE3) --teacher weights/full.json \
+		--teacher-weight $(TRAIN4_TEACHER_WEIGHT) --threads $(TRAIN_THREADS)
+	@touch $@
+
+train: $(TRAIN_STAMP) $(TRAIN_DATA_STAMP) $(TRAIN_STAGE3) $(TRAIN_DISTILL_STAMP)
+	$(PY) -m training.train --train $(TRAIN_DISTILL)/train \
+		--val $(TRAIN_DATA)/val --arch small --init $(TRAIN_CHECKPOINTS3)/last.pt \
+		--epochs $(TRAIN4_EPOCHS) --lr $(TRAIN4_LR) --strength-weight $(TRAIN3_STRENGTH_WEIGHT) \
+		--batch $(TRAIN_BATCH) --seq-frames $(TRAIN_SEQ_FRAMES) --seed 5 \
+		--threads $(TRAIN_THREADS) --out weights --name small \
+		--checkpoints $(TRAIN_CHECKPOINTS4) \
 		--resume $(if $(TRAIN_MAX_MINUTES),--max-minutes $(TRAIN_MAX_MINUTES))
 
 # --- Packaging: one-folder bundle and Linux desktop integration (packaging/) ---------------
