@@ -15,7 +15,8 @@ Per example and band, where the band mask is on:
 Outside the mask (above the clip's bandwidth) the ideal gain is kept; the loss ignores it
 anyway. Features, comb strengths and masks are copied unchanged. Teachers are shipped models
 (``<name>.json`` + ``.npz``), run as float PyTorch models with their dequantised int8 weights
-(``training.export.load_model_file``), so they compute what the runtime computes.
+(``percepnet.app.models.load_model`` checks them, ``training.export.model_from_arrays``), so
+they compute what the runtime computes.
 
 Cost on the 2-core CPU: 3000 examples of 10 s with `small` + `full` as teachers took 15 min
 (two torch threads, 0.3 s per example).
@@ -23,7 +24,6 @@ Cost on the 2-core CPU: 3000 examples of 10 s with `small` + `full` as teachers 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -67,10 +67,6 @@ def blend_targets(ideal: np.ndarray, teacher: np.ndarray, mask: np.ndarray,
     return np.where(mask > 0, blended, ideal).astype(np.float32)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def distill_shards(src: str | Path, out: str | Path, teachers: list[str | Path],
                    teacher_weight: float = TEACHER_WEIGHT, batch: int = 32,
                    threads: int | None = None, progress: bool = False) -> dict:
@@ -79,7 +75,8 @@ def distill_shards(src: str | Path, out: str | Path, teachers: list[str | Path],
     and weight are kept (an interrupted run continues)."""
     import torch
 
-    from training.export import load_model_file
+    from percepnet.app.models import load_model
+    from training.export import model_from_arrays
 
     if not 0.0 <= teacher_weight <= 1.0:
         raise ValueError(f"teacher_weight must be in [0, 1], got {teacher_weight}")
@@ -89,18 +86,12 @@ def distill_shards(src: str | Path, out: str | Path, teachers: list[str | Path],
         raise FileNotFoundError(f"{src}: no shard-*.npz files")
     if not teachers:
         raise ValueError("at least one teacher model is needed")
-    teacher_paths = [Path(t).with_suffix(".json") for t in teachers]
-    models = [load_model_file(p) for p in teacher_paths]
-    arch_bands = {m.arch["n_bands"] for m in models}
-    if len(arch_bands) != 1:
-        raise ValueError("teachers disagree on the number of bands")
+    loaded = [load_model(t) for t in teachers]
+    models = [model_from_arrays(m.weights, m.arch) for m in loaded]
     src_meta_path = src / "meta.json"
     src_meta = json.loads(src_meta_path.read_text()) if src_meta_path.exists() else {}
-    teacher_info = []
-    for p in teacher_paths:
-        manifest = json.loads(p.read_text())
-        teacher_info.append({"name": manifest.get("name"), "manifest": str(p),
-                             "sha256": manifest["sha256"]})
+    teacher_info = [{"name": m.name, "manifest": str(m.path), "sha256": m.manifest["sha256"]}
+                    for m in loaded]
     recipe = {"teachers": teacher_info, "teacher_weight": teacher_weight,
               "source": str(src)}
     out.mkdir(parents=True, exist_ok=True)
@@ -112,7 +103,7 @@ def distill_shards(src: str | Path, out: str | Path, teachers: list[str | Path],
     threads_before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
-    t0, stats = time.monotonic(), {"frames": 0, "abs_shift": 0.0, "mask": 0.0}
+    t0, stats = time.monotonic(), {"abs_shift": 0.0, "mask": 0.0}
     try:
         for k, f in enumerate(files):
             if f.name in done["files"] and (out / f.name).exists():
@@ -127,7 +118,6 @@ def distill_shards(src: str | Path, out: str | Path, teachers: list[str | Path],
             m = mask > 0
             stats["abs_shift"] += float(np.abs(arrays["gains"] - ideal)[m].sum())
             stats["mask"] += float(m.sum())
-            stats["frames"] += int(feats.shape[0] * feats.shape[1])
             tmp = out / (f.stem + ".tmp.npz")
             np.savez(tmp, **arrays)
             os.replace(tmp, out / f.name)
@@ -159,17 +149,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--src", required=True, help="shard directory (training.data output)")
     p.add_argument("--out", required=True, help="directory for the relabelled shards")
     p.add_argument("--teacher", action="append", required=True, metavar="MODEL",
-                   help="a model manifest or .npz (repeat for several; gains are averaged)")
+                   help="an installed model name or a manifest/.npz path (repeat for several; "
+                        "gains are averaged)")
     p.add_argument("--teacher-weight", type=float, default=TEACHER_WEIGHT,
                    help="share of the teachers' mean in the target, 0-1 "
                         f"(default {TEACHER_WEIGHT})")
     p.add_argument("--batch", type=int, default=32, help="examples per forward pass")
     p.add_argument("--threads", type=int, default=None, help="torch threads")
     args = p.parse_args(argv)
+    from percepnet.app.models import ModelError
+
     try:
         meta = distill_shards(args.src, args.out, args.teacher, args.teacher_weight,
                               args.batch, args.threads, progress=True)
-    except (FileNotFoundError, ValueError, KeyError) as e:
+    except (FileNotFoundError, ValueError, KeyError, ModelError) as e:
         print(f"training.distill: {e}", file=sys.stderr)
         return 2
     shift = meta["distilled"]["mean_abs_target_shift"]

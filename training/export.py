@@ -18,8 +18,8 @@ from percepnet.dsp.constants import HOP_SIZE, LOOKAHEAD_FRAMES, SAMPLE_RATE_HZ, 
 from percepnet.dsp.model_config import n_weights
 from percepnet.dsp.network import quantize_rows
 
-__all__ = ["FORMAT_VERSION", "model_to_arrays", "model_from_arrays", "load_model_file",
-           "write_model", "write_model_arrays"]
+__all__ = ["FORMAT_VERSION", "model_to_arrays", "model_from_arrays", "write_model",
+           "write_model_arrays"]
 
 FORMAT_VERSION = 1
 
@@ -104,21 +104,6 @@ def model_from_arrays(arrays, arch: dict):
             gru.bias_ih_l0.copy_(t(f"{name}.bih"))
             gru.bias_hh_l0.copy_(t(f"{name}.bhh"))
     return model.eval()
-
-
-def load_model_file(manifest_or_npz: str | Path):
-    """A shipped model (``<name>.json`` or ``<name>.npz`` beside its manifest) as a float
-    ``PercepNetModel``; the weights file's sha256 is checked against the manifest."""
-    path = Path(manifest_or_npz)
-    manifest_path = path.with_suffix(".json")
-    manifest = json.loads(manifest_path.read_text())
-    npz = manifest_path.parent / manifest["weights_file"]
-    digest = hashlib.sha256(npz.read_bytes()).hexdigest()
-    if digest != manifest["sha256"]:
-        raise ValueError(f"{npz}: sha256 {digest[:12]}... does not match its manifest")
-    with np.load(npz, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    return model_from_arrays(arrays, manifest["architecture"])
 
 
 def write_model(model, directory: str | Path, name: str, *, training: dict | None = None,

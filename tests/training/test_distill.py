@@ -1,5 +1,5 @@
 """Ensemble distillation (training/distill.py) and the runtime-weights-to-PyTorch loader it
-uses (training.export.model_from_arrays / load_model_file), on shards made from the committed
+uses (training.export.model_from_arrays), on shards made from the committed
 fixtures and small random models."""
 import json
 
@@ -12,7 +12,8 @@ from percepnet.dsp.features import compute_features_and_targets
 from audio_fixtures import load_fixture, mix_at_snr
 from model_fixtures import TINY_ARCH
 from training.distill import blend_targets, distill_shards, main, teacher_mean
-from training.export import load_model_file, model_from_arrays, model_to_arrays, write_model
+from percepnet.app.models import load_model
+from training.export import model_from_arrays, model_to_arrays, write_model
 from training.model import PercepNetModel
 from training.train import ShardSet
 
@@ -87,16 +88,15 @@ def test_model_from_arrays_computes_what_the_exported_model_did(examples):
     assert torch.equal(back.feat_mean, model.feat_mean)
 
 
-def test_load_model_file_rejects_weights_that_do_not_match_the_manifest(tmp_path):
-    manifest = write_model(_random_model(5), tmp_path, "m")
-    assert isinstance(load_model_file(manifest), PercepNetModel)
-    assert isinstance(load_model_file(tmp_path / "m.npz"), PercepNetModel)
-    with np.load(tmp_path / "m.npz") as z:
+def test_a_damaged_teacher_is_refused_before_anything_is_written(shard_dir, tmp_path):
+    manifest = write_model(_random_model(5), tmp_path / "m", "m")
+    with np.load(tmp_path / "m" / "m.npz") as z:
         arrays = {k: z[k] for k in z.files}
     arrays["dense.b"] = arrays["dense.b"] + 1.0
-    np.savez(tmp_path / "m.npz", **arrays)
-    with pytest.raises(ValueError, match="sha256"):
-        load_model_file(manifest)
+    np.savez(tmp_path / "m" / "m.npz", **arrays)
+    assert main(["--src", str(shard_dir), "--out", str(tmp_path / "out"),
+                 "--teacher", str(manifest)]) == 2
+    assert not (tmp_path / "out").exists()
 
 
 def test_blend_targets_mixes_only_inside_the_mask():
@@ -119,7 +119,7 @@ def test_distill_shards_writes_blended_targets_and_keeps_the_rest(shard_dir, tea
     assert meta["distilled"]["teacher_weight"] == 0.6
     assert meta["distilled"]["mean_abs_target_shift"] > 0.01
 
-    models = [load_model_file(t) for t in teachers]
+    models = [model_from_arrays(m.weights, m.arch) for m in map(load_model, teachers)]
     src, dst = ShardSet(shard_dir), ShardSet(out)
     assert len(dst) == len(src) == len(examples)
     for (f0, g0, s0, m0), (f1, g1, s1, m1) in zip(src.examples, dst.examples):
