@@ -152,7 +152,7 @@ $(TRAIN_STAGE3): $(TRAIN_STAGE2) | $(TRAIN_STAMP) $(TRAIN_DATA_STAMP) $(TRAIN_DA
 		--checkpoints $(TRAIN_CHECKPOINTS3) \
 		--resume $(if $(TRAIN_MAX_MINUTES),--max-minutes $(TRAIN_MAX_MINUTES))
 
-$(TRAIN_DISTILL_STAMP): $(TRAIN_STAGE3) $(TRAIN_DATA4_STAMP) | $(TRAIN_STAMP)
+$(TRAIN_DISTILL_STAMP): $(TRAIN_STAGE3) weights/full.json $(TRAIN_DATA4_STAMP) | $(TRAIN_STAMP)
 	$(PY) -m training.distill --src $(TRAIN_DATA4)/train --out $(TRAIN_DISTILL)/train \
 		--teacher $(TRAIN_STAGE3) --teacher weights/full.json \
 		--teacher-weight $(TRAIN4_TEACHER_WEIGHT) --threads $(TRAIN_THREADS)

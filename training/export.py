@@ -16,7 +16,7 @@ import numpy as np
 from percepnet.dsp.bands import BAND_EDGES
 from percepnet.dsp.constants import HOP_SIZE, LOOKAHEAD_FRAMES, SAMPLE_RATE_HZ, WINDOW_SIZE
 from percepnet.dsp.model_config import n_weights
-from percepnet.dsp.network import quantize_rows
+from percepnet.dsp.network import dequantize_weights, quantize_rows
 
 __all__ = ["FORMAT_VERSION", "model_to_arrays", "model_from_arrays", "write_model",
            "write_model_arrays"]
@@ -69,38 +69,37 @@ def model_to_arrays(model) -> dict:
 
 def model_from_arrays(arrays, arch: dict):
     """The inverse of ``model_to_arrays``: a float ``PercepNetModel`` (eval mode) whose
-    weights are the dequantised int8 rows (q * scale), so it computes what the runtime does
-    up to float rounding (max gain difference ~0.01 against the runtime's u8 activations)."""
+    weights are the dequantised int8 rows (``percepnet.dsp.network.dequantize_weights``), so
+    it computes what the runtime does up to float rounding (max gain difference ~0.01 against
+    the runtime's u8 activations)."""
     import torch
 
     from training.model import PercepNetModel
 
     model = PercepNetModel(arch)
+    fw = dequantize_weights(arrays)
 
     def t(key: str):
-        return torch.from_numpy(np.asarray(arrays[key], dtype=np.float32))
-
-    def rows(key: str, scale: str):
-        return t(key) * t(scale)[:, None]
+        return torch.from_numpy(fw[key].astype(np.float32))
 
     with torch.no_grad():
         model.feat_mean.copy_(t("feat_mean"))
         model.feat_std.copy_(t("feat_std"))
         for name in ("dense", "gain_head", "strength_head"):
             layer = getattr(model, name)
-            layer.weight.copy_(rows(f"{name}.w_q", f"{name}.w_scale"))
+            layer.weight.copy_(t(f"{name}.w"))
             layer.bias.copy_(t(f"{name}.b"))
         for name in ("conv1", "conv2"):
             conv = getattr(model, name)
             c_out, c_in, k = conv.weight.shape
-            w = rows(f"{name}.w_q", f"{name}.w_scale").reshape(c_out, k, c_in)
-            conv.weight.copy_(w.permute(0, 2, 1))
+            # runtime (C_out, k*C_in) -> torch (C_out, C_in, k); see _conv_matrix
+            conv.weight.copy_(t(f"{name}.w").reshape(c_out, k, c_in).permute(0, 2, 1))
             conv.bias.copy_(t(f"{name}.b"))
         grus = [(f"gru{i}", g) for i, g in enumerate(model.grus)]
         grus += [("gru_gain", model.gru_gain), ("gru_strength", model.gru_strength)]
         for name, gru in grus:
-            gru.weight_ih_l0.copy_(rows(f"{name}.wih_q", f"{name}.wih_scale"))
-            gru.weight_hh_l0.copy_(rows(f"{name}.whh_q", f"{name}.whh_scale"))
+            gru.weight_ih_l0.copy_(t(f"{name}.wih"))
+            gru.weight_hh_l0.copy_(t(f"{name}.whh"))
             gru.bias_ih_l0.copy_(t(f"{name}.bih"))
             gru.bias_hh_l0.copy_(t(f"{name}.bhh"))
     return model.eval()
