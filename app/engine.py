@@ -76,6 +76,10 @@ FIRST_CALLBACK_TIMEOUT_S = 3.0
 #: to about a second before the device clock takes over (measured with PulseAudio's
 #: module-sine-source: 3 callbacks, then 0.85 s of nothing), so the start-up timeout applies.
 STARTUP_BLOCKS = SAMPLE_RATE_HZ // BLOCK_SIZE
+#: End-to-end latency is reported as the median of the last 100 callbacks' device round trip
+#: (1 s at 10 ms blocks): one callback's timestamps jitter by a block or more when the sound
+#: server reschedules, and the median keeps the figure the user reads steady.
+IO_LATENCY_HISTORY = 100
 
 _SC = {name: i for i, name in enumerate(SCALAR_FIELDS)}
 
@@ -444,7 +448,8 @@ class Engine:
         self.input_overflows = 0
         self.output_underflows = 0
         self.late_callbacks = 0
-        self._io_latency_s = 0.0
+        self._io_latency_s = np.zeros(IO_LATENCY_HISTORY)  # seconds, ring of recent callbacks
+        self._io_latency_n = 0  # samples written since the stream opened
         self._device_latency = (0.0, 0.0)
         self.warnings: list[str] = []
         self._want_restart = threading.Event()
@@ -609,6 +614,7 @@ class Engine:
                     self._stream = self._make_output_stream()
                     self._stream.start()
             else:
+                self._io_latency_n = 0  # a new stream has new buffers
                 self._stream = self._make_duplex_stream()
                 self._stream.start()
             now = time.monotonic()
@@ -778,7 +784,11 @@ class Engine:
         self.core.process_block(indata, outdata)
         self._feed_monitor(frames)
         try:
-            self._io_latency_s = time_info.outputBufferDacTime - time_info.inputBufferAdcTime
+            io = time_info.outputBufferDacTime - time_info.inputBufferAdcTime
+            if 0.0 < io < 2.0:  # some hosts report zero timestamps
+                n = self._io_latency_n
+                self._io_latency_s[n % IO_LATENCY_HISTORY] = io
+                self._io_latency_n = n + 1
         except Exception:  # noqa: BLE001
             pass
         self._after_block(frames, t0)
@@ -961,7 +971,8 @@ class Engine:
                     else (0.0, float(lat))
             except Exception:  # noqa: BLE001
                 pass
-        io = self._io_latency_s if 0.0 < self._io_latency_s < 2.0 else sum(dev_lat)
+        n = min(self._io_latency_n, IO_LATENCY_HISTORY)
+        io = float(np.median(self._io_latency_s[:n])) if n else sum(dev_lat)
         audio_s = core.samples / SAMPLE_RATE_HZ
         rtf = core.processing_s_total / audio_s if audio_s > 0 else 0.0
         recent_xruns = self.xruns

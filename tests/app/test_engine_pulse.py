@@ -83,8 +83,11 @@ def test_engine_denoises_live_stream(sinks, tmp_path, shipped_or_tiny):
     assert snr_out > snr_in + 3.0, (snr_in, snr_out)
     # xruns after the first second: none (start-up glitches are counted apart)
     assert diag.xruns - xruns_at_1s == 0, (xruns_at_1s, diag)
-    # the end-to-end latency the engine measures: 40 ms algorithmic + device buffers
-    assert ALGORITHMIC_DELAY_MS <= diag.latency_ms <= ALGORITHMIC_DELAY_MS + 80.0, diag
+    # the engine reports a latency: 40 ms algorithmic + the device buffers. How accurate it is
+    # is checked against an independent probe in test_measured_latency_within_budget; here
+    # only that it is there and sane: 70 ms on an idle 2-core box; the sound server grows its
+    # buffers on a loaded machine (one callback's figure read 123 ms once in CI)
+    assert ALGORITHMIC_DELAY_MS + 5.0 <= diag.latency_ms <= ALGORITHMIC_DELAY_MS + 150.0, diag
     assert diag.callback_p99_ms < 10.0, diag
 
 
@@ -162,6 +165,9 @@ def test_measured_latency_within_budget(sinks, pulse_server, shipped_or_tiny):
           f"{engine_ms:.1f} ms (engine's own estimate {diag.latency_ms:.1f} ms)")
     assert ALGORITHMIC_DELAY_MS - 5.0 <= engine_ms <= ALGORITHMIC_DELAY_MS + 80.0, \
         (total, base, diag)
+    # the figure the engine shows the user agrees with the probe (within 3 blocks; the plain
+    # loop's own buffering is not exactly the engine's)
+    assert abs(diag.latency_ms - engine_ms) <= 30.0, (engine_ms, diag)
 
 
 def _max_jump(x: np.ndarray) -> float:
