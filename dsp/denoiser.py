@@ -2,8 +2,9 @@
 
 ``Denoiser(model).process(block)`` takes any number of 48 kHz mono samples and returns as
 many, 40 ms later (``ALGORITHMIC_DELAY_SAMPLES``). Per 10 ms frame it computes the 70
-features, runs the int8 network (34 gains, 34 strengths), and synthesises with pitch
-filtering, the envelope postfilter and the gain-decay cap. Live controls, safe to change
+features, runs the int8 network (34 gains, 34 strengths), smooths the gains across
+neighbouring bands (``GAIN_BAND_SMOOTHING``), and synthesises with pitch filtering, the
+envelope postfilter and the gain-decay cap. Live controls, safe to change
 between calls from the thread that calls ``process``:
 
 - ``atten_limit_db`` (0-100 dB): the most the suppressor may take away, DeepFilterNet
@@ -33,7 +34,7 @@ from .network import Network, _network_step_vnni, network_step
 from .processor import StreamProcessor, synthesize_frame
 
 __all__ = ["Denoiser", "FrameInfo", "denoise_frame_portable", "denoise_frame_vnni",
-           "ATTEN_LIMIT_DB_RANGE",
+           "ATTEN_LIMIT_DB_RANGE", "GAIN_BAND_SMOOTHING", "smooth_band_gains",
            "CROSSFADE_FRAMES", "SILENCE_ENERGY"]
 
 #: Attenuation limit range, dB. 100 dB is "no limit" for any practical purpose.
@@ -46,6 +47,17 @@ CROSSFADE_FRAMES = 3
 #: noise gives about 5e-5 over the 34 bands (unnormalised 960-point FFT, Vorbis window).
 SILENCE_ENERGY = 1e-10
 _DB_FLOOR = 1e-12
+#: The network's gains are smoothed across neighbouring bands before synthesis:
+#: g_b <- (1 - 2w) g_b + w (g_{b-1} + g_{b+1}), first and last band kept, w = 1/3 (a 3-band
+#: moving average on the ERB scale). Ours, not the paper's [rec]: the network's band-to-band
+#: errors are partly independent (averaging two independently trained networks gains +0.07
+#: PESQ-WB), and averaging neighbours removes part of that ripple. Exact gains (the oracle)
+#: lose by it (acceptance set 2.73 -> 2.61), so it belongs to the network's estimate, not to
+#: the synthesis chain. Chosen on a tuning set (seed 7, 32 dry items at 0-10 dB, not the
+#: acceptance set): PESQ-WB 1.822 -> 1.843 rising monotonically over w = 0, 0.1, 0.2, 0.25,
+#: 0.3, 1/3, STOI unchanged, SI-SDR -0.08 dB; w = 0.4 or two passes add under 0.01 and cost
+#: 0.1-0.2 dB SI-SDR. On 40 mixed dry/reverberant items at -5..20 dB: 1.873 -> 1.886.
+GAIN_BAND_SMOOTHING = 1.0 / 3.0
 
 
 @njit(cache=True, nogil=True)
@@ -61,6 +73,21 @@ def _fill_info(energy_in, energy_out, band_gain, input_db, output_db):
         total += energy_in[b]
         kept += g * g * energy_in[b]
     return kept / total if total > SILENCE_ENERGY else 0.0
+
+
+@njit(cache=True, nogil=True)
+def smooth_band_gains(gains):
+    """In place: each band's gain averaged with its neighbours (``GAIN_BAND_SMOOTHING``).
+
+    gains: float64 (n_bands,) in [0, 1]; the first and last band keep their value; the
+    result stays in [0, 1]. No allocation (the unsmoothed left neighbour is carried).
+    """
+    w = GAIN_BAND_SMOOTHING
+    left = gains[0]
+    for b in range(1, gains.shape[0] - 1):
+        g = gains[b]
+        gains[b] = (1.0 - 2.0 * w) * g + w * (left + gains[b + 1])
+        left = g
 
 
 @njit(cache=True, nogil=True)
@@ -101,6 +128,7 @@ def denoise_frame_portable(a, hop, net_weights, net_state, feats, gains, strengt
         strengths[:] = 0.0
     else:
         network_step(net_weights, net_state, feats, gains, strengths)
+        smooth_band_gains(gains)
     return silent, _frame_back(a, slot, gains, strengths, stages, dry_mix, s, out, input_db,
                                output_db)
 
@@ -115,6 +143,7 @@ def denoise_frame_vnni(a, hop, net_weights, net_state, feats, gains, strengths, 
         strengths[:] = 0.0
     else:
         _network_step_vnni(net_weights, net_state, feats, gains, strengths)
+        smooth_band_gains(gains)
     return silent, _frame_back(a, slot, gains, strengths, stages, dry_mix, s, out, input_db,
                                output_db)
 

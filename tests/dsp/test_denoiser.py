@@ -132,3 +132,43 @@ def test_extreme_inputs_give_finite_bounded_output(kind):
     y = _stream(Denoiser(tiny_model()), x, 480)
     assert np.all(np.isfinite(y))
     assert np.max(np.abs(y)) <= 1.5  # the output limit
+
+
+def test_smooth_band_gains_averages_neighbours():
+    from percepnet.dsp.denoiser import GAIN_BAND_SMOOTHING as w, smooth_band_gains
+
+    g = np.zeros(34)
+    g[10] = 1.0
+    g[0] = g[33] = 0.5
+    smooth_band_gains(g)
+    assert np.isclose(g[10], 1.0 - 2.0 * w) and np.isclose(g[9], w) and np.isclose(g[11], w)
+    assert g[12] == 0.0 and g[8] == 0.0
+    assert g[0] == 0.5 and g[33] == 0.5 and np.isclose(g[1], w * 0.5)  # edges kept
+    ramp = np.linspace(0.0, 1.0, 34)
+    smoothed = ramp.copy()
+    smooth_band_gains(smoothed)
+    assert np.allclose(smoothed, ramp)  # a straight ramp is left as it is
+
+
+def test_denoiser_synthesises_with_the_network_gains_smoothed(noisy):
+    """The gains the chain uses are the network's own output, smoothed across bands: step
+    the same int8 network by hand on the features the Denoiser computed."""
+    from percepnet.dsp.constants import LOOKAHEAD_FRAMES
+    from percepnet.dsp.denoiser import smooth_band_gains
+    from percepnet.dsp.network import Network
+
+    model = tiny_model(3)
+    den = Denoiser(model)
+    feats, used = [], []
+    den.on_frame = lambda info: (feats.append(den._features.copy()), used.append(den.gains.copy()))
+    den.process(noisy[:48000])
+    net = Network(model.arch, model.weights, use_vnni=den.network.uses_vnni)
+    raw, strengths = np.zeros(34), np.zeros(34)
+    rough = 0.0
+    for i in range(LOOKAHEAD_FRAMES, len(feats)):
+        net.step(feats[i], raw, strengths)
+        expect = raw.copy()
+        smooth_band_gains(expect)
+        np.testing.assert_allclose(used[i], expect, atol=1e-12)
+        rough = max(rough, float(np.max(np.abs(used[i] - raw))))
+    assert rough > 1e-3  # the smoothing changed something (the check above can tell)
