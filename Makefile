@@ -62,7 +62,10 @@ clean:
 # 4. Ensemble distillation (training.distill): 3000 new mixtures (seed 5, as stage 2) are
 #    relabelled with 0.3 x ideal gains + 0.7 x the mean gains of stage 3 and the shipped
 #    `full` model (weights/full, trained on a lent GPU), ~15 min; then fine-tuning on them,
-#    3 epochs at lr 3e-4, ~55 min; exported to weights/small.
+#    3 epochs at lr 3e-4, ~55 min; exported to the cache.
+# 5. A second distillation round: 3000 more mixtures (seed 6) relabelled with stage 4 and
+#    `full` as the teachers, ~15 min; fine-tuning on them from stage 4, 3 epochs at
+#    lr 3e-4, ~30-55 min; exported to weights/small.
 # Making the data takes ~10 min per data set (training.data, 2 workers). Data and checkpoints
 # go to the user cache, never into the repository. An interrupted run continues from its last
 # checkpoint on the next `make train` (--resume).
@@ -79,6 +82,9 @@ TRAIN4_EXAMPLES ?= 3000
 TRAIN4_EPOCHS ?= 3
 TRAIN4_LR ?= 3e-4
 TRAIN4_TEACHER_WEIGHT ?= 0.7
+TRAIN_CHECKPOINTS5 ?= $(CACHE_DIR)/checkpoints/small-distill2
+TRAIN_DATA5 ?= $(CACHE_DIR)/train-data-d6
+TRAIN_DISTILL5 ?= $(CACHE_DIR)/train-data-d6-distill
 TRAIN_EXAMPLES ?= 3000
 TRAIN2_EXAMPLES ?= 3200
 TRAIN2_TTS_PER_VOICE ?= 30
@@ -106,6 +112,9 @@ TRAIN_STAGE2 := $(CACHE_DIR)/stage2/small.json
 TRAIN_STAGE3 := $(CACHE_DIR)/stage3/small.json
 TRAIN_DATA4_STAMP := $(TRAIN_DATA4)/.complete
 TRAIN_DISTILL_STAMP := $(TRAIN_DISTILL)/.complete
+TRAIN_STAGE4 := $(CACHE_DIR)/stage4/small.json
+TRAIN_DATA5_STAMP := $(TRAIN_DATA5)/.complete
+TRAIN_DISTILL5_STAMP := $(TRAIN_DISTILL5)/.complete
 
 $(TRAIN_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e '.[train,data]'
@@ -125,6 +134,12 @@ $(TRAIN_DATA2_STAMP): | $(TRAIN_STAMP)
 $(TRAIN_DATA4_STAMP): | $(TRAIN_STAMP)
 	$(PY) -m training.data --out $(TRAIN_DATA4) --train $(TRAIN4_EXAMPLES) --val 0 \
 		--seconds 10 --seed 5 --tts-per-voice $(TRAIN2_TTS_PER_VOICE) \
+		--speed-semitones 3 --speed-range 0.84 1.19
+	@touch $@
+
+$(TRAIN_DATA5_STAMP): | $(TRAIN_STAMP)
+	$(PY) -m training.data --out $(TRAIN_DATA5) --train $(TRAIN4_EXAMPLES) --val 0 \
+		--seconds 10 --seed 6 --tts-per-voice $(TRAIN2_TTS_PER_VOICE) \
 		--speed-semitones 3 --speed-range 0.84 1.19
 	@touch $@
 
@@ -158,13 +173,28 @@ $(TRAIN_DISTILL_STAMP): $(TRAIN_STAGE3) weights/full.json $(TRAIN_DATA4_STAMP) |
 		--teacher-weight $(TRAIN4_TEACHER_WEIGHT) --threads $(TRAIN_THREADS)
 	@touch $@
 
-train: $(TRAIN_STAMP) $(TRAIN_DATA_STAMP) $(TRAIN_STAGE3) $(TRAIN_DISTILL_STAMP)
+$(TRAIN_STAGE4): $(TRAIN_STAGE3) $(TRAIN_DISTILL_STAMP) | $(TRAIN_STAMP) $(TRAIN_DATA_STAMP)
 	$(PY) -m training.train --train $(TRAIN_DISTILL)/train \
 		--val $(TRAIN_DATA)/val --arch small --init $(TRAIN_CHECKPOINTS3)/last.pt \
 		--epochs $(TRAIN4_EPOCHS) --lr $(TRAIN4_LR) --strength-weight $(TRAIN3_STRENGTH_WEIGHT) \
 		--batch $(TRAIN_BATCH) --seq-frames $(TRAIN_SEQ_FRAMES) --seed 5 \
-		--threads $(TRAIN_THREADS) --out weights --name small \
+		--threads $(TRAIN_THREADS) --out $(CACHE_DIR)/stage4 --name small \
 		--checkpoints $(TRAIN_CHECKPOINTS4) \
+		--resume $(if $(TRAIN_MAX_MINUTES),--max-minutes $(TRAIN_MAX_MINUTES))
+
+$(TRAIN_DISTILL5_STAMP): $(TRAIN_STAGE4) weights/full.json $(TRAIN_DATA5_STAMP) | $(TRAIN_STAMP)
+	$(PY) -m training.distill --src $(TRAIN_DATA5)/train --out $(TRAIN_DISTILL5)/train \
+		--teacher $(TRAIN_STAGE4) --teacher weights/full.json \
+		--teacher-weight $(TRAIN4_TEACHER_WEIGHT) --threads $(TRAIN_THREADS)
+	@touch $@
+
+train: $(TRAIN_STAMP) $(TRAIN_DATA_STAMP) $(TRAIN_STAGE4) $(TRAIN_DISTILL5_STAMP)
+	$(PY) -m training.train --train $(TRAIN_DISTILL5)/train \
+		--val $(TRAIN_DATA)/val --arch small --init $(TRAIN_CHECKPOINTS4)/last.pt \
+		--epochs $(TRAIN4_EPOCHS) --lr $(TRAIN4_LR) --strength-weight $(TRAIN3_STRENGTH_WEIGHT) \
+		--batch $(TRAIN_BATCH) --seq-frames $(TRAIN_SEQ_FRAMES) --seed 6 \
+		--threads $(TRAIN_THREADS) --out weights --name small \
+		--checkpoints $(TRAIN_CHECKPOINTS5) \
 		--resume $(if $(TRAIN_MAX_MINUTES),--max-minutes $(TRAIN_MAX_MINUTES))
 
 # --- Packaging: one-folder bundle and Linux desktop integration (packaging/) ---------------
