@@ -5,6 +5,12 @@ A model is a JSON manifest next to an ``.npz`` of int8 weights (written by
 problem as :class:`ModelError` with a one-line message: unreadable or malformed manifest,
 unsupported format version, another frame or band layout, checksum mismatch, arrays that
 cannot be loaded without pickle, wrong shapes or non-finite values.
+
+An *ensemble* model is a manifest with ``"kind": "ensemble"`` and no weights of its own:
+``"members"`` lists two models in the same folder by name and the sha256 of their weights;
+the Denoiser runs both networks on the same features and uses the mean of their outputs
+(``percepnet.dsp.denoiser``). Loading it loads and checks every member, and refuses a member
+whose weights are not the ones the ensemble was made with.
 """
 from __future__ import annotations
 
@@ -23,11 +29,13 @@ from percepnet.dsp.constants import HOP_SIZE, LOOKAHEAD_FRAMES, SAMPLE_RATE_HZ, 
 from percepnet.dsp.network import validate_weights
 
 __all__ = ["ModelError", "Model", "load_model", "installed_models", "default_model_name",
-           "SUPPORTED_FORMAT", "DEFAULT_MODEL"]
+           "SUPPORTED_FORMAT", "DEFAULT_MODEL", "MAX_ENSEMBLE_MEMBERS"]
 
 SUPPORTED_FORMAT = 1
 #: The model used when none is named: ``weights/small.json`` once training ships it.
 DEFAULT_MODEL = "small"
+#: How many networks an ensemble may hold (what ``percepnet.dsp.denoiser`` runs per frame).
+MAX_ENSEMBLE_MEMBERS = 2
 
 
 class ModelError(Exception):
@@ -36,11 +44,21 @@ class ModelError(Exception):
 
 @dataclass(frozen=True)
 class Model:
+    """A loaded model. ``arch``/``weights``: the network (empty for an ensemble);
+    ``members``: an ensemble's member models (empty for a plain model)."""
     name: str
     arch: dict
     weights: dict
     manifest: dict
     path: Path
+    members: tuple = ()
+
+    @property
+    def n_weights(self) -> int:
+        """int8 weights over every network the model runs per frame."""
+        if self.members:
+            return sum(m.n_weights for m in self.members)
+        return int(self.manifest.get("n_weights", 0))
 
 
 def _weights_dir() -> Path:
@@ -71,7 +89,7 @@ def _manifest_path(name_or_path: str | Path) -> Path:
     return shipped
 
 
-def load_model(name_or_path: str | Path) -> Model:
+def load_model(name_or_path: str | Path, *, _member_of: Path | None = None) -> Model:
     """Load and check a model by installed name or by path to its ``.json`` or ``.npz``."""
     mpath = _manifest_path(name_or_path)
     try:
@@ -94,6 +112,10 @@ def load_model(name_or_path: str | Path) -> Model:
                              f"this runtime uses {value}")
     if list(manifest.get("band_edges_bins", [])) != [int(e) for e in BAND_EDGES]:
         raise ModelError(f"{mpath}: model made for another band layout")
+    if manifest.get("kind") == "ensemble":
+        if _member_of is not None:
+            raise ModelError(f"{_member_of}: ensemble member {mpath.stem!r} is itself an ensemble")
+        return _load_ensemble(mpath, manifest)
     arch = manifest.get("architecture")
     if not isinstance(arch, dict):
         raise ModelError(f"{mpath}: manifest has no architecture")
@@ -115,3 +137,25 @@ def load_model(name_or_path: str | Path) -> Model:
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{npz}: {exc}") from None
     return Model(str(manifest.get("name", mpath.stem)), arch, weights, manifest, mpath)
+
+
+def _load_ensemble(mpath: Path, manifest: dict) -> Model:
+    members = manifest.get("members")
+    if (not isinstance(members, list) or not 1 <= len(members) <= MAX_ENSEMBLE_MEMBERS
+            or not all(isinstance(m, dict) for m in members)):
+        raise ModelError(f"{mpath}: an ensemble lists 1 to {MAX_ENSEMBLE_MEMBERS} members "
+                         "as {name, sha256} objects")
+    loaded = []
+    for entry in members:
+        name = entry.get("name")
+        if not isinstance(name, str) or not name or Path(name).name != name:
+            raise ModelError(f"{mpath}: ensemble member {name!r} is not a model name")
+        member_path = mpath.parent / f"{name}.json"
+        if not member_path.exists():
+            raise ModelError(f"{mpath}: ensemble member {name!r} not found ({member_path})")
+        member = load_model(member_path, _member_of=mpath)
+        if member.manifest.get("sha256") != entry.get("sha256"):
+            raise ModelError(f"{mpath}: ensemble member {name!r} has other weights than the "
+                             "ensemble was made with (its sha256 differs)")
+        loaded.append(member)
+    return Model(str(manifest.get("name", mpath.stem)), {}, {}, manifest, mpath, tuple(loaded))

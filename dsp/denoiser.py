@@ -2,7 +2,8 @@
 
 ``Denoiser(model).process(block)`` takes any number of 48 kHz mono samples and returns as
 many, 40 ms later (``ALGORITHMIC_DELAY_SAMPLES``). Per 10 ms frame it computes the 70
-features, runs the int8 network (34 gains, 34 strengths), smooths the gains across
+features, runs the int8 network (34 gains, 34 strengths; for an ensemble model, two
+networks on the same features and the mean of their outputs), smooths the gains across
 neighbouring bands (``GAIN_BAND_SMOOTHING``), and synthesises with pitch filtering, the
 envelope postfilter and the gain-decay cap. Live controls, safe to change
 between calls from the thread that calls ``process``:
@@ -34,7 +35,7 @@ from .network import Network, _network_step_vnni, network_step
 from .processor import StreamProcessor, synthesize_frame
 
 __all__ = ["Denoiser", "FrameInfo", "denoise_frame_portable", "denoise_frame_vnni",
-           "ATTEN_LIMIT_DB_RANGE", "GAIN_BAND_SMOOTHING", "smooth_band_gains",
+           "average_members", "ATTEN_LIMIT_DB_RANGE", "GAIN_BAND_SMOOTHING", "smooth_band_gains",
            "CROSSFADE_FRAMES", "SILENCE_ENERGY"]
 
 #: Attenuation limit range, dB. 100 dB is "no limit" for any practical purpose.
@@ -110,14 +111,25 @@ def _frame_back(a, slot, gains, strengths, stages, dry_mix, s, out, input_db, ou
     return _fill_info(a.energy_ring[slot], s.energy_out, s.band_gain, input_db, output_db)
 
 
+@njit(cache=True, nogil=True)
+def average_members(gains, strengths, gains_b, strengths_b):
+    """In place: gains, strengths <- the mean of the two members' outputs (all [34])."""
+    for b in range(gains.shape[0]):
+        gains[b] = 0.5 * (gains[b] + gains_b[b])
+        strengths[b] = 0.5 * (strengths[b] + strengths_b[b])
+
+
 # One compiled call per frame. There is one entry point per network kernel (referenced as a
 # global, not passed in: numba cannot reuse its on-disk cache for a function-typed argument),
-# and the VNNI one is only ever compiled on a CPU that has VNNI.
+# and the VNNI one is only ever compiled on a CPU that has VNNI. A single network is passed
+# as both members with ``pair`` False (same numba types, one compiled specialisation).
 @njit(cache=True, nogil=True)
-def denoise_frame_portable(a, hop, net_weights, net_state, feats, gains, strengths, stages,
-                           dry_mix, s, out, input_db, output_db, pre_roll):
-    """One 10 ms frame: analysis, silence check, features, network (portable kernel),
-    synthesis, UI levels. Returns (silent, speech_presence).
+def denoise_frame_portable(a, hop, net_weights, net_state, net_b_weights, net_b_state, pair,
+                           feats, gains, strengths, gains_b, strengths_b, stages, dry_mix, s,
+                           out, input_db, output_db, pre_roll):
+    """One 10 ms frame: analysis, silence check, features, network (portable kernel; with
+    ``pair``, the mean of two networks' outputs, ``gains_b``/``strengths_b`` being scratch),
+    band smoothing, synthesis, UI levels. Returns (silent, speech_presence).
 
     pre_roll: True for the first LOOKAHEAD_FRAMES frames after a reset, whose analysed
     frame lies before the first input sample; the network skips them (it never sees them
@@ -129,14 +141,18 @@ def denoise_frame_portable(a, hop, net_weights, net_state, feats, gains, strengt
         strengths[:] = 0.0
     else:
         network_step(net_weights, net_state, feats, gains, strengths)
+        if pair:
+            network_step(net_b_weights, net_b_state, feats, gains_b, strengths_b)
+            average_members(gains, strengths, gains_b, strengths_b)
         smooth_band_gains(gains)
     return silent, _frame_back(a, slot, gains, strengths, stages, dry_mix, s, out, input_db,
                                output_db)
 
 
 @njit(cache=True, nogil=True)
-def denoise_frame_vnni(a, hop, net_weights, net_state, feats, gains, strengths, stages,
-                       dry_mix, s, out, input_db, output_db, pre_roll):
+def denoise_frame_vnni(a, hop, net_weights, net_state, net_b_weights, net_b_state, pair,
+                       feats, gains, strengths, gains_b, strengths_b, stages, dry_mix, s,
+                       out, input_db, output_db, pre_roll):
     """:func:`denoise_frame_portable` with the AVX-512 VNNI network kernel."""
     slot, silent = _frame_front(a, hop, feats)
     if silent or pre_roll:
@@ -144,6 +160,9 @@ def denoise_frame_vnni(a, hop, net_weights, net_state, feats, gains, strengths, 
         strengths[:] = 0.0
     else:
         _network_step_vnni(net_weights, net_state, feats, gains, strengths)
+        if pair:
+            _network_step_vnni(net_b_weights, net_b_state, feats, gains_b, strengths_b)
+            average_members(gains, strengths, gains_b, strengths_b)
         smooth_band_gains(gains)
     return silent, _frame_back(a, slot, gains, strengths, stages, dry_mix, s, out, input_db,
                                output_db)
@@ -168,20 +187,28 @@ class FrameInfo:
 class Denoiser(StreamProcessor):
     """Streaming PercepNet denoiser around a loaded model (see the module docstring).
 
-    model: anything with ``.arch`` and ``.weights`` (``percepnet.app.models.load_model``).
+    model: anything with ``.arch`` and ``.weights`` (``percepnet.app.models.load_model``),
+    or an ensemble whose ``.members`` are two such models: both networks see the same
+    features and the chain uses the mean of their gains and strengths.
     """
 
     def __init__(self, model, *, atten_limit_db: float = 100.0, use_comb: bool = True,
                  use_postfilter: bool = True, use_decay_cap: bool = True,
                  use_vnni: bool | None = None,
                  on_frame: Callable[[FrameInfo], None] | None = None) -> None:
-        self.network = Network(model.arch, model.weights, use_vnni=use_vnni)
+        members = tuple(getattr(model, "members", ()) or (model,))
+        if len(members) > 2:
+            raise ValueError(f"an ensemble of {len(members)} networks; the runtime runs one or two")
+        #: one Network per member; ``network`` is the first (the only one for a plain model)
+        self.networks = [Network(m.arch, m.weights, use_vnni=use_vnni) for m in members]
+        self.network = self.networks[0]
         # Frames run through denoise_frame (network inside), not through a GainSource.
         super().__init__(None, use_comb=use_comb,
                          use_postfilter=use_postfilter, use_decay_cap=use_decay_cap)
         self.model = model
         self.info = FrameInfo()
         self._features = np.zeros(N_FEATURES)
+        self._gains_b, self._strengths_b = np.zeros(N_BANDS), np.zeros(N_BANDS)
         self._frame_fn = denoise_frame_vnni if self.network.uses_vnni else denoise_frame_portable
         self.on_frame = None
         self.bypass = False
@@ -213,7 +240,8 @@ class Denoiser(StreamProcessor):
 
     def reset(self) -> None:
         super().reset()
-        self.network.reset()
+        for net in self.networks:
+            net.reset()
         self.dry_mix = self._target_dry_mix()
         self.info.frame_index = 0
 
@@ -225,10 +253,11 @@ class Denoiser(StreamProcessor):
             self.dry_mix = min(target, self.dry_mix + step)
         elif self.dry_mix > target:
             self.dry_mix = max(target, self.dry_mix - step)
-        info, net = self.info, self.network
+        info, net, net_b = self.info, self.networks[0], self.networks[-1]
         silent, presence = self._frame_fn(
-            self.analysis, self._hop, net.weights, net.state, self._features, self.gains,
-            self.strengths, self.stages, self.dry_mix, self.synthesis, self._frame_out,
+            self.analysis, self._hop, net.weights, net.state, net_b.weights, net_b.state,
+            net_b is not net, self._features, self.gains, self.strengths, self._gains_b,
+            self._strengths_b, self.stages, self.dry_mix, self.synthesis, self._frame_out,
             info.input_band_db, info.output_band_db,
             self.frames_processed < LOOKAHEAD_FRAMES)
         self._fifo_push(self._frame_out)

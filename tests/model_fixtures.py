@@ -24,3 +24,15 @@ def write_tiny_model(directory: Path, name: str = "tiny", seed: int = 0) -> Path
 
     return write_model_arrays(random_weights(TINY_ARCH, seed=seed), TINY_ARCH, directory, name,
                               training={"note": "random weights for tests"})
+
+
+def write_tiny_ensemble(directory: Path, name: str = "duo", seeds=(0, 1)) -> Path:
+    """Write tiny random members ``<name>-a``, ``<name>-b`` and their ensemble manifest
+    (``training.ensemble``, no validation figures); returns the ensemble's manifest path."""
+    from training.ensemble import write_ensemble
+
+    members = []
+    for suffix, seed in zip("abcdefgh", seeds):
+        write_tiny_model(directory, f"{name}-{suffix}", seed=seed)
+        members.append(f"{name}-{suffix}")
+    return write_ensemble(directory, name, members)

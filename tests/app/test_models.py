@@ -69,3 +69,43 @@ def test_unknown_name_and_corrupt_json(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ModelError, match="unreadable"):
         load_model(bad)
+
+
+def test_an_ensemble_loads_its_members(tmp_path):
+    from model_fixtures import write_tiny_ensemble
+
+    path = write_tiny_ensemble(tmp_path)
+    m = load_model(path)
+    assert m.name == "duo" and m.arch == {} and m.weights == {}
+    assert [p.name for p in m.members] == ["duo-a", "duo-b"]
+    assert all(p.arch == TINY_ARCH and p.weights["dense.w_q"].dtype == np.int8 for p in m.members)
+    assert not np.array_equal(m.members[0].weights["dense.w_q"], m.members[1].weights["dense.w_q"])
+    assert m.n_weights == 2 * m.members[0].n_weights > 0
+    assert m.manifest["training"]["completed"] is False  # the tiny members record no run
+
+
+def test_a_broken_ensemble_is_refused_clearly(tmp_path):
+    from model_fixtures import write_tiny_ensemble
+
+    path = write_tiny_ensemble(tmp_path)
+    good = json.loads(path.read_text())
+    cases = [
+        ({"members": [{"name": "duo-a", "sha256": "0" * 64}, good["members"][1]]}, "other weights"),
+        ({"members": [{"name": "nowhere", "sha256": "0" * 64}]}, "not found"),
+        ({"members": [{"name": "../duo-a", "sha256": "0" * 64}]}, "not a model name"),
+        ({"members": good["members"] * 2}, "1 to 2 members"),
+        ({"members": []}, "1 to 2 members"),
+        ({"members": "duo-a"}, "1 to 2 members"),
+        ({"members": [{"name": "duo", "sha256": "0" * 64}]}, "itself an ensemble"),
+    ]
+    for changes, message in cases:
+        _edit_manifest(path, **changes)
+        with pytest.raises(ModelError, match=message):
+            load_model(path)
+    # a member whose weights file was replaced is caught by the member's own checksum
+    _edit_manifest(path, members=good["members"])
+    load_model(path)
+    npz = tmp_path / "duo-b.npz"
+    npz.write_bytes(npz.read_bytes()[:100])
+    with pytest.raises(ModelError, match="checksum"):
+        load_model(path)

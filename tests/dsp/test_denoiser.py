@@ -172,3 +172,38 @@ def test_denoiser_synthesises_with_the_network_gains_smoothed(noisy):
         np.testing.assert_allclose(used[i], expect, atol=1e-12)
         rough = max(rough, float(np.max(np.abs(used[i] - raw))))
     assert rough > 1e-3  # the smoothing changed something (the check above can tell)
+
+
+def test_an_ensemble_denoiser_uses_the_mean_of_both_networks(noisy):
+    """An ensemble model (``.members``): both networks run on the same features and the
+    chain uses the mean of their gains and strengths, then the band smoothing; checked by
+    stepping two independent copies of the int8 networks by hand."""
+    from types import SimpleNamespace
+
+    from percepnet.dsp.constants import LOOKAHEAD_FRAMES
+    from percepnet.dsp.denoiser import smooth_band_gains
+    from percepnet.dsp.network import Network
+
+    members = (tiny_model(3), tiny_model(4))
+    den = Denoiser(SimpleNamespace(members=members))
+    assert len(den.networks) == 2 and den.network is den.networks[0]
+    feats, used, used_r = [], [], []
+    den.on_frame = lambda info: (feats.append(den._features.copy()),
+                                 used.append(den.gains.copy()), used_r.append(den.strengths.copy()))
+    den.process(noisy[:48000])
+    nets = [Network(m.arch, m.weights, use_vnni=den.network.uses_vnni) for m in members]
+    outs = [(np.zeros(34), np.zeros(34)) for _ in nets]
+    spread = 0.0
+    for i in range(LOOKAHEAD_FRAMES, len(feats)):
+        for net, (g, r) in zip(nets, outs):
+            net.step(feats[i], g, r)
+        expect = 0.5 * (outs[0][0] + outs[1][0])
+        smooth_band_gains(expect)
+        np.testing.assert_allclose(used[i], expect, atol=1e-12)
+        np.testing.assert_allclose(used_r[i], 0.5 * (outs[0][1] + outs[1][1]), atol=1e-12)
+        spread = max(spread, float(np.max(np.abs(outs[0][0] - outs[1][0]))))
+    assert spread > 1e-2  # the members differ, so the mean is not either one
+    den.reset()
+    assert all(np.count_nonzero(n.state.act) == 0 for n in den.networks)
+    with pytest.raises(ValueError, match="one or two"):
+        Denoiser(SimpleNamespace(members=members * 2))

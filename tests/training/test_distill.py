@@ -156,3 +156,35 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, teachers, capsys):
     np.savez(tmp_path / "src" / "shard-00000.npz", features=np.zeros((1, 5, 70), np.float32))
     assert main(["--src", str(tmp_path / "src"), "--out", str(tmp_path / "o"),
                  "--teacher", str(teachers[0]), "--teacher-weight", "2"]) == 2
+
+
+def test_write_ensemble_records_members_and_the_mean_models_figures(shard_dir, teachers):
+    """training.ensemble: the manifest names both members with their checksums, loads as an
+    ensemble, and its validation gain MAE is that of the members' mean prediction
+    (recomputed here from teacher_mean, independently of training.train.evaluate)."""
+    from training.ensemble import write_ensemble
+
+    d = teachers[0].parent
+    path = write_ensemble(d, "pair", ["t1", "t2"], val_dir=shard_dir, seq_frames=FRAMES, batch=2)
+    m = load_model(path)
+    assert [p.name for p in m.members] == ["t1", "t2"]
+    assert m.manifest["members"] == [{"name": t.stem, "sha256": load_model(t).manifest["sha256"]}
+                                     for t in teachers]
+    v = m.manifest["validation"]
+    data = ShardSet(shard_dir)
+    floats = [model_from_arrays(p.weights, p.arch) for p in m.members]
+    err = mask_sum = 0.0
+    for feats, gains, _, mask in data.examples:
+        pred = teacher_mean(floats, np.asarray(feats, np.float32)[None])[0]
+        on = np.asarray(mask) > 0
+        err += float(np.abs(np.clip(gains, 0, 1) - pred)[on].sum())
+        mask_sum += float(on.sum())
+    assert v["gain_mae"] == pytest.approx(err / mask_sum, rel=1e-4)
+    single = [v["members"][k]["gain_mae"] for k in ("t1", "t2")]
+    assert v["gain_mae"] != pytest.approx(single[0]) and v["gain_mae"] != pytest.approx(single[1])
+    with pytest.raises(ValueError, match="its own member"):
+        write_ensemble(d, "t1", ["t1", "t2"])
+    with pytest.raises(ValueError, match="1 to 2"):
+        write_ensemble(d, "trio", ["t1", "t2", "t1"])
+    with pytest.raises(ValueError, match="cannot be a member"):
+        write_ensemble(d, "nested", ["pair"])
