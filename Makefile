@@ -46,9 +46,9 @@ clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis bench-out demo-out
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-# --- Training: reproduce the default `small` model end to end (make train) -------------------
+# --- Training: reproduce the CPU-trained `small` model end to end (make train) ---------------
 # Mixtures -> feature shards (training.data) -> training.train -> weights/small.{npz,json},
-# in four stages on a 2-core CPU (about 5 h 45 min in all):
+# in five stages on a 2-core CPU (about 6 h 45 min in all), then the default ensemble:
 # 1. 3000 x 10 s mixtures (8.3 h) of the 13 real training speakers of training.sources
 #    (tuxpaint, festvox-ru, asterisk G.722 voices), 6 epochs from scratch: ~188 batches of
 #    16 x 10 s crops per epoch at ~3.6 s each (1 torch thread), ~78 min. Exported to the cache.
@@ -66,6 +66,9 @@ clean:
 # 5. A second distillation round: 3000 more mixtures (seed 6) relabelled with stage 4 and
 #    `full` as the teachers, ~15 min; fine-tuning on them from stage 4, 3 epochs at
 #    lr 3e-4, ~30-55 min; exported to weights/small.
+# 6. The default model `pair` (weights/pair.json, training.ensemble) is rewritten for the new
+#    weights/small: an ensemble of it and weights/small-gpu (trained on a lent GPU with
+#    training/lent_gpu.sh, like weights/full), validation figures of their mean, ~1 min.
 # Making the data takes ~10 min per data set (training.data, 2 workers). Data and checkpoints
 # go to the user cache, never into the repository. An interrupted run continues from its last
 # checkpoint on the next `make train` (--resume).
@@ -196,6 +199,8 @@ train: $(TRAIN_STAMP) $(TRAIN_DATA_STAMP) $(TRAIN_STAGE4) $(TRAIN_DISTILL5_STAMP
 		--threads $(TRAIN_THREADS) --out weights --name small \
 		--checkpoints $(TRAIN_CHECKPOINTS5) \
 		--resume $(if $(TRAIN_MAX_MINUTES),--max-minutes $(TRAIN_MAX_MINUTES))
+	$(PY) -m training.ensemble --dir weights --name pair --member small --member small-gpu \
+		--val $(TRAIN_DATA)/val --threads $(TRAIN_THREADS)
 
 # --- Packaging: one-folder bundle and Linux desktop integration (packaging/) ---------------
 # make package          dist/percepnet/ (run dist/percepnet/percepnet) + a .tar.gz of it

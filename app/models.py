@@ -32,8 +32,9 @@ __all__ = ["ModelError", "Model", "load_model", "installed_models", "default_mod
            "SUPPORTED_FORMAT", "DEFAULT_MODEL", "MAX_ENSEMBLE_MEMBERS"]
 
 SUPPORTED_FORMAT = 1
-#: The model used when none is named: ``weights/small.json`` once training ships it.
-DEFAULT_MODEL = "small"
+#: The model used when none is named: the ensemble ``weights/pair.json`` (``small`` +
+#: ``small-gpu``, two independently trained `small` networks; weights/README.md).
+DEFAULT_MODEL = "pair"
 #: How many networks an ensemble may hold (what ``percepnet.dsp.denoiser`` runs per frame).
 MAX_ENSEMBLE_MEMBERS = 2
 

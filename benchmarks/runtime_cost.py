@@ -140,8 +140,8 @@ def main(argv: list[str] | None = None) -> str:
             rows.append((f"network `{name}` ({n_weights(arch) / 1e6:.2f} M), {'VNNI' if vnni else 'portable'} kernel",
                          med, p99))
         kernel = "VNNI" if vnni_available() else "portable"
-        what = f"Denoiser `{name}`" + (" (two `small` networks, the default model;" if members > 1
-                                       else " (") + f" DSP + network, {kernel})"
+        what = (f"Denoiser `{name}` (" + ("two `small` networks, the default model; "
+                                           if members > 1 else "") + f"DSP + network, {kernel})")
         med, p99 = _time_denoiser(model, x)
         rows.append((f"{what}, every stage on", med, p99))
         med, p99 = _time_denoiser(model, x, **stage_defaults())

@@ -87,10 +87,13 @@ def distill_shards(src: str | Path, out: str | Path, teachers: list[str | Path],
     if not teachers:
         raise ValueError("at least one teacher model is needed")
     loaded = [load_model(t) for t in teachers]
-    models = [model_from_arrays(m.weights, m.arch) for m in loaded]
+    # an ensemble teacher (weights/pair) counts as its members
+    models = [model_from_arrays(p.weights, p.arch) for m in loaded for p in (m.members or (m,))]
     src_meta_path = src / "meta.json"
     src_meta = json.loads(src_meta_path.read_text()) if src_meta_path.exists() else {}
-    teacher_info = [{"name": m.name, "manifest": str(m.path), "sha256": m.manifest["sha256"]}
+    teacher_info = [{"name": m.name, "manifest": str(m.path),
+                     "sha256": (m.manifest["sha256"] if not m.members
+                                else [p.manifest["sha256"] for p in m.members])}
                     for m in loaded]
     recipe = {"teachers": teacher_info, "teacher_weight": teacher_weight,
               "source": str(src)}

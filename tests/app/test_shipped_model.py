@@ -16,11 +16,19 @@ def _snr_db(clean, x):
 
 
 def test_shipped_default_model_loads_and_denoises():
+    """The default is the ensemble ``pair``: the CPU-trained ``small`` (``make train``) and
+    the GPU-trained ``small-gpu``, both shipped, averaged per frame."""
     name = default_model_name()
-    assert name == "small" and name in installed_models()
+    assert name == "pair" and name in installed_models()
     model = load_model(name)
+    assert [m.name for m in model.members] == ["small", "small-gpu"]
     assert model.manifest["training"]["completed"] is True
-    assert model.manifest["validation"]["gain_mae"] < 0.3
+    assert model.members[0].manifest["training"]["device"] == "cpu"
+    assert model.members[1].manifest["training"]["device"].startswith("cuda")
+    v = model.manifest["validation"]
+    # on the same validation shards the mean of the two is better than either network
+    assert v["gain_mae"] < 0.3
+    assert all(v["loss"] < m["loss"] for m in v["members"].values())
     # a training speaker is fine here: this checks the shipped file works end to end
     clean = load_fixture("speech_ru.ogg")[:48000 * 4]
     noisy = mix_at_snr(clean, load_fixture("noise_vacuum.ogg")[:len(clean)], 5.0)
@@ -35,7 +43,7 @@ def test_every_shipped_model_loads_and_denoises():
     checks, records a completed training run, and denoises (quality on held-out speakers is
     measured by benchmarks.quality, not here)."""
     names = installed_models()
-    assert {"small", "full"} <= set(names)
+    assert {"pair", "small", "small-gpu", "full"} <= set(names)
     clean = load_fixture("speech_ru.ogg")[:48000 * 4]
     noisy = mix_at_snr(clean, load_fixture("noise_kettle.ogg")[:len(clean)], 5.0)
     d = ALGORITHMIC_DELAY_SAMPLES

@@ -158,7 +158,8 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, teachers, capsys):
                  "--teacher", str(teachers[0]), "--teacher-weight", "2"]) == 2
 
 
-def test_write_ensemble_records_members_and_the_mean_models_figures(shard_dir, teachers):
+def test_write_ensemble_records_members_and_the_mean_models_figures(shard_dir, teachers,
+                                                                    tmp_path):
     """training.ensemble: the manifest names both members with their checksums, loads as an
     ensemble, and its validation gain MAE is that of the members' mean prediction
     (recomputed here from teacher_mean, independently of training.train.evaluate)."""
@@ -182,6 +183,12 @@ def test_write_ensemble_records_members_and_the_mean_models_figures(shard_dir, t
     assert v["gain_mae"] == pytest.approx(err / mask_sum, rel=1e-4)
     single = [v["members"][k]["gain_mae"] for k in ("t1", "t2")]
     assert v["gain_mae"] != pytest.approx(single[0]) and v["gain_mae"] != pytest.approx(single[1])
+    # as a distillation teacher the ensemble counts as its two members
+    via_pair = distill_shards(shard_dir, tmp_path / "a", [path], batch=2, threads=1)
+    distill_shards(shard_dir, tmp_path / "b", teachers, batch=2, threads=1)
+    assert via_pair["distilled"]["mean_abs_target_shift"] > 0.01
+    for x, y in zip(ShardSet(tmp_path / "a").examples, ShardSet(tmp_path / "b").examples):
+        np.testing.assert_array_equal(x[1], y[1])
     with pytest.raises(ValueError, match="its own member"):
         write_ensemble(d, "t1", ["t1", "t2"])
     with pytest.raises(ValueError, match="1 to 2"):
