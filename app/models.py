@@ -54,13 +54,6 @@ class Model:
     path: Path
     members: tuple = ()
 
-    @property
-    def n_weights(self) -> int:
-        """int8 weights over every network the model runs per frame."""
-        if self.members:
-            return sum(m.n_weights for m in self.members)
-        return int(self.manifest.get("n_weights", 0))
-
 
 def _weights_dir() -> Path:
     return Path(str(resources.files("percepnet.weights")))

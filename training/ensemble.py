@@ -21,12 +21,9 @@ import argparse
 import json
 from pathlib import Path
 
-from percepnet.dsp.bands import BAND_EDGES
-from percepnet.dsp.constants import HOP_SIZE, LOOKAHEAD_FRAMES, SAMPLE_RATE_HZ, WINDOW_SIZE
+from training.export import FORMAT_VERSION, model_from_arrays, runtime_layout
 
 __all__ = ["mean_of_models", "write_ensemble", "main"]
-
-FORMAT_VERSION = 1
 
 
 def mean_of_models(models):
@@ -75,14 +72,13 @@ def write_ensemble(directory: str | Path, name: str, members: list[str],
             raise ValueError(f"{m.name}: an ensemble cannot be a member")
     validation: dict = {}
     if val_dir is not None:
-        from training.export import model_from_arrays
         from training.train import ShardSet, evaluate
 
         data = ShardSet(val_dir)
         floats = [model_from_arrays(m.weights, m.arch) for m in loaded]
         validation = evaluate(mean_of_models(floats), data, seq_frames, batch)
         validation["data"] = str(val_dir)
-        validation["members"] = {m.name: evaluate(f, data, seq_frames, batch)
+        validation["members"] = {m.path.stem: evaluate(f, data, seq_frames, batch)
                                  for m, f in zip(loaded, floats)}
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -92,11 +88,7 @@ def write_ensemble(directory: str | Path, name: str, members: list[str],
         "combine": "mean of the members' band gains and comb strengths, before the band "
                    "smoothing (percepnet.dsp.denoiser)",
         "n_weights": sum(int(m.manifest.get("n_weights", 0)) for m in loaded),
-        "sample_rate_hz": SAMPLE_RATE_HZ,
-        "hop_size": HOP_SIZE,
-        "window_size": WINDOW_SIZE,
-        "lookahead_frames": LOOKAHEAD_FRAMES,
-        "band_edges_bins": [int(e) for e in BAND_EDGES],
+        **runtime_layout(),
         "training": {"completed": all(m.manifest.get("training", {}).get("completed") is True
                                       for m in loaded),
                      "members": [_member_summary(m) for m in loaded]},

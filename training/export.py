@@ -18,7 +18,7 @@ from percepnet.dsp.constants import HOP_SIZE, LOOKAHEAD_FRAMES, SAMPLE_RATE_HZ, 
 from percepnet.dsp.model_config import n_weights
 from percepnet.dsp.network import dequantize_weights, quantize_rows
 
-__all__ = ["FORMAT_VERSION", "model_to_arrays", "model_from_arrays", "write_model",
+__all__ = ["FORMAT_VERSION", "runtime_layout", "model_to_arrays", "model_from_arrays", "write_model",
            "write_model_arrays"]
 
 FORMAT_VERSION = 1
@@ -113,6 +113,13 @@ def write_model(model, directory: str | Path, name: str, *, training: dict | Non
                               training=training, validation=validation)
 
 
+def runtime_layout() -> dict:
+    """The manifest fields the runtime checks a model against: rate, frame and band layout."""
+    return {"sample_rate_hz": SAMPLE_RATE_HZ, "hop_size": HOP_SIZE, "window_size": WINDOW_SIZE,
+            "lookahead_frames": LOOKAHEAD_FRAMES,
+            "band_edges_bins": [int(e) for e in BAND_EDGES]}
+
+
 def write_model_arrays(arrays: dict, arch: dict, directory: str | Path, name: str, *,
                        training: dict | None = None, validation: dict | None = None) -> Path:
     """Write runtime weight arrays (``percepnet.dsp.network`` layout) and their manifest."""
@@ -128,11 +135,7 @@ def write_model_arrays(arrays: dict, arch: dict, directory: str | Path, name: st
         "architecture": arch,
         "n_weights": n_weights(arch),
         "quantisation": "int8 weights, per-row symmetric float32 scales, float32 biases",
-        "sample_rate_hz": SAMPLE_RATE_HZ,
-        "hop_size": HOP_SIZE,
-        "window_size": WINDOW_SIZE,
-        "lookahead_frames": LOOKAHEAD_FRAMES,
-        "band_edges_bins": [int(e) for e in BAND_EDGES],
+        **runtime_layout(),
         "features": "percepnet.dsp.features, 70 values; standardised with feat_mean/feat_std",
         "training": training or {},
         "validation": validation or {},

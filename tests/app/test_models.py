@@ -80,7 +80,7 @@ def test_an_ensemble_loads_its_members(tmp_path):
     assert [p.name for p in m.members] == ["duo-a", "duo-b"]
     assert all(p.arch == TINY_ARCH and p.weights["dense.w_q"].dtype == np.int8 for p in m.members)
     assert not np.array_equal(m.members[0].weights["dense.w_q"], m.members[1].weights["dense.w_q"])
-    assert m.n_weights == 2 * m.members[0].n_weights > 0
+    assert m.manifest["n_weights"] == 2 * m.members[0].manifest["n_weights"] > 0
     assert m.manifest["training"]["completed"] is False  # the tiny members record no run
 
 
