@@ -106,6 +106,11 @@ def _server_label(info: Any) -> str:
     return f"{name} {version}".strip()
 
 
+#: Longest wait for the server to finish unloading our modules, s (it unloads them on its
+#: next main-loop turn, normally within a few ms).
+UNLOAD_WAIT_S = 2.0
+
+
 @dataclass
 class _Chain:
     """Our objects as found on the server."""
@@ -245,13 +250,22 @@ class PulseVirtualMic(VirtualMic):
         return chain
 
     def _unload(self, pulse, chain: _Chain) -> int:
+        """Unload the chain's modules and wait (up to ``UNLOAD_WAIT_S``) until the server has
+        dropped them: PulseAudio acknowledges an unload before it runs it (a deferred event),
+        and a sink built again meanwhile would find its name taken (``<name>.2``)."""
         n = 0
-        for m in list(chain.source_modules) + list(chain.sink_modules):
+        indices = [m.index for m in list(chain.source_modules) + list(chain.sink_modules)]
+        for index in indices:
             try:
-                pulse.module_unload(m.index)
+                pulse.module_unload(index)
                 n += 1
             except Exception as exc:  # already gone (the remap goes with its master)
-                log.debug("unload of module %s failed: %s", m.index, exc)
+                log.debug("unload of module %s failed: %s", index, exc)
+        deadline = time.monotonic() + UNLOAD_WAIT_S
+        while indices and time.monotonic() < deadline:
+            if not {m.index for m in pulse.module_list()} & set(indices):
+                break
+            time.sleep(0.01)
         return n
 
     def _build(self, pulse) -> str | None:

@@ -260,7 +260,7 @@ def test_stale_or_half_built_chain_is_rebuilt(mic, pulse_server, case):
                            f"master={SINK_NAME}.monitor", "channels=1")
     assert not mic.status().present
     st = PulseVirtualMic().ensure()  # a fresh start, as after a crash
-    assert st.present and st.repaired, st
+    assert st.present and st.repaired, st.detail
     assert_one_pair(pulse_server)
     assert mic.self_test().ok
 
