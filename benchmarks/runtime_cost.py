@@ -131,9 +131,10 @@ def main(argv: list[str] | None = None) -> str:
     n_frames = x.shape[0] // HOP_SIZE
     rows = []
     paths = [False] + ([True] if vnni_available() else [])
-    for name in ("small", "pair", "full"):
-        arch = ARCHITECTURES["small" if name == "pair" else name]
-        members = 2 if name == "pair" else 1
+    # (model, architecture of each network, networks per frame)
+    for name, arch_name, members in (("small", "small", 1), ("pair", "small", 2),
+                                     ("full", "full", 1)):
+        arch = ARCHITECTURES[arch_name]
         model = _random_model(arch, members)
         for vnni in paths if members == 1 else ():
             med, p99 = _time_network(arch, vnni, n_frames)
