@@ -5,28 +5,35 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test bench system-deps clean train
+.PHONY: run test bench clean train
 
-# Missing Debian packages are installed (root or sudo) or the build stops with the command to run.
-system-deps:
-	@bash packaging/system-deps.sh $(PYTHON)
-
-BENCH_STAMP := $(VENV)/.bench-stamp
-
-$(STAMP): pyproject.toml | system-deps
+# Missing Debian packages are installed (root or sudo) or the build stops with the command to run:
+# `make run` asks only for what the app needs (audio libraries, Qt's X11 libraries), `make test`
+# also for the servers the suite starts (PulseAudio, PipeWire, Xvfb, Chromium).
+RUN_STAMP := $(VENV)/.run-stamp
+# the runtime Python packages only (no torch): what `make run` needs
+$(RUN_STAMP): pyproject.toml
+	@bash packaging/system-deps.sh $(PYTHON) --run
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+# the test suite also needs the test tools and the training extras (torch, CPU build)
+$(STAMP): pyproject.toml $(RUN_STAMP)
+	@bash packaging/system-deps.sh $(PYTHON) --test
 	$(PY) -m pip install --quiet -e '.[test,train,data]'
 	@touch $@
 
 # The peer denoisers (RNNoise, DeepFilterNet3, Speex) are only needed by the benchmarks.
+BENCH_STAMP := $(VENV)/.bench-stamp
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	@touch $@
 
 # The window; with no screen (no DISPLAY/WAYLAND_DISPLAY, QT_QPA_PLATFORM unset, not macOS)
 # the headless service runs on the bundled demo clip for 30 s instead, and says so.
-run: $(STAMP)
+run: $(RUN_STAMP)
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY$$QT_QPA_PLATFORM" ] || [ "$$(uname -s)" = Darwin ]; then \
 		$(PY) -m percepnet gui; \
 	else \
