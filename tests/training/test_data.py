@@ -1,5 +1,9 @@
 """Training-data generation (training/sources.py, training/data.py) on a tiny local corpus
 built from the committed fixtures: no network, no apt."""
+from training_extras import require_training_extras
+
+require_training_extras()
+
 import json
 from dataclasses import replace
 from pathlib import Path

@@ -1,6 +1,10 @@
 """Ensemble distillation (training/distill.py) and the runtime-weights-to-PyTorch loader it
 uses (training.export.model_from_arrays), on shards made from the committed
 fixtures and small random models."""
+from training_extras import require_training_extras
+
+require_training_extras()
+
 import json
 
 import numpy as np

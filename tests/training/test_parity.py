@@ -1,5 +1,9 @@
 """The int8 numba runtime against the float PyTorch model on real feature sequences:
 max abs gain difference <= 0.02 and mean <= 0.005 (issue acceptance), strengths likewise."""
+from training_extras import require_training_extras
+
+require_training_extras()
+
 import numpy as np
 import pytest
 import torch

@@ -1,5 +1,9 @@
 """Text-to-speech voices (training/tts.py): the real engines, fetched as Debian packages
 (espeak-ng and flite, about 18 MB, into a temporary data cache), speak real sentences."""
+from training_extras import require_training_extras
+
+require_training_extras()
+
 import numpy as np
 import pytest
 
