@@ -378,13 +378,20 @@ class Diagnostics:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def cpu_share(self) -> float:
+        """Share of one core the audio processing takes (0..1): PortAudio's load, or the
+        processing time per audio time where that is higher (the paced demo with no output
+        has no PortAudio stream to measure). What the status line and the window show."""
+        return max(self.cpu_load, self.model_rtf)
+
     def status_line(self) -> str:
         return (f"{self.state}: in={self.input_device or 'default'} "
                 f"out={self.output_device or 'default'} "
                 f"suppression={'on' if self.suppression else 'off'} "
                 f"limit={self.atten_limit_db:g}dB latency={self.latency_ms:.0f}ms "
                 f"cb p50/p99={self.callback_p50_ms:.2f}/{self.callback_p99_ms:.2f}ms "
-                f"cpu={100 * self.cpu_load:.1f}% rtf={self.model_rtf:.3f} xruns={self.xruns} "
+                f"cpu={100 * self.cpu_share:.1f}% rtf={self.model_rtf:.3f} xruns={self.xruns} "
                 f"errors={self.errors}" + (" INSUFFICIENT-RESOURCES"
                                           if self.insufficient_resources else "")
                 + (f" MISSING-{self.fallback.upper().replace(' ', '-')}-DEVICE(using default)"
