@@ -1,11 +1,14 @@
 """Audio files in and out: any rate and channel count, converted to 48 kHz float for dsp/.
 
 Errors are :class:`AudioFileError` with a one-line message naming the file; writing goes
-through a temporary file in the destination folder, so a failed run leaves no partial
-output and an input file is never overwritten.
+through a temporary file in the destination folder, so a failed run (read-only folder, full
+disk) leaves no partial output and never damages an existing file, and an input file is
+never overwritten. Any format libsndfile reads is accepted; the output format follows the
+output file's extension (:data:`EXTENSIONS`, limited to what this libsndfile writes).
 """
 from __future__ import annotations
 
+import io
 import os
 import struct
 import tempfile
@@ -17,11 +20,77 @@ import soxr
 
 from percepnet.dsp.constants import SAMPLE_RATE_HZ
 
-__all__ = ["AudioFileError", "read_audio", "write_audio", "to_model_rate", "from_model_rate"]
+__all__ = ["AudioFileError", "read_audio", "write_audio", "to_model_rate", "from_model_rate",
+           "EXTENSIONS", "audio_suffixes", "format_for"]
+
+#: libsndfile major format -> the file extensions it goes by. Left out: RAW (header-less,
+#: unreadable without being told its layout) and SD2 (its header lives in a macOS resource
+#: fork).
+EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "WAV": (".wav",), "FLAC": (".flac",), "OGG": (".ogg", ".oga", ".opus"), "MP3": (".mp3",),
+    "AIFF": (".aiff", ".aif", ".aifc"), "AU": (".au", ".snd"), "CAF": (".caf",),
+    "W64": (".w64",), "RF64": (".rf64",), "VOC": (".voc",), "IRCAM": (".sf",),
+    "NIST": (".nist", ".sph"), "SVX": (".8svx", ".iff", ".svx"), "PAF": (".paf",),
+    "XI": (".xi",), "AVR": (".avr",), "SDS": (".sds",), "MPC2K": (".mpc2k",),
+    "WVE": (".wve",), "PVF": (".pvf",), "HTK": (".htk",), "MAT5": (".mat",),
+}
+#: lossy codecs: kept from the input only when the output is their own container
+_CODEC_CONTAINERS = {"VORBIS": ("OGG",), "OPUS": ("OGG",), "MPEG_LAYER_I": ("MP3",),
+                     "MPEG_LAYER_II": ("MP3",), "MPEG_LAYER_III": ("MP3",)}
 
 
 class AudioFileError(Exception):
-    """A file that cannot be read or written, with a message fit for the user."""
+    """A file that cannot be read or written, with a message fit for the user. ``errno`` is
+    the OS error number when the target refused a write (else None)."""
+
+    errno: int | None = None
+
+
+def audio_suffixes() -> tuple[str, ...]:
+    """The file extensions (lower case, with the dot) of every format this libsndfile reads."""
+    have = sf.available_formats()
+    return tuple(ext for major, exts in EXTENSIONS.items() if major in have for ext in exts)
+
+
+def format_for(path: str | os.PathLike) -> str:
+    """The libsndfile major format a file named ``path`` is written as; AudioFileError when
+    its extension names no format this libsndfile writes."""
+    ext = Path(path).suffix.lower()
+    have = sf.available_formats()
+    for major, exts in EXTENSIONS.items():
+        if ext in exts and major in have:
+            return major
+    raise AudioFileError(f"{path}: unsupported output format {Path(path).suffix or '(none)'};"
+                         f" use one of {' '.join(audio_suffixes())}")
+
+
+def _output_subtype(major: str, ext: str, subtype: str | None) -> str:
+    """The input's subtype where the output format takes it (a lossy codec only into its own
+    container), else the format's default (32-bit float where the format has it: no
+    clipping)."""
+    if ext == ".opus":
+        return "OPUS"
+    if subtype is not None:
+        containers = _CODEC_CONTAINERS.get(subtype)
+        if major in containers if containers is not None else sf.check_format(major, subtype):
+            return subtype
+    if major in ("WAV", "W64", "RF64", "CAF", "AIFF") and sf.check_format(major, "FLOAT"):
+        return "FLOAT"
+    return sf.default_subtype(major)
+
+
+def _umask() -> int:
+    """The process's umask (read without changing it where /proc allows)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _wav_shortfall(path: Path) -> tuple[int, int] | None:
@@ -100,39 +169,69 @@ def from_model_rate(data: np.ndarray, rate: int, n_samples: int) -> np.ndarray:
 
 
 def write_audio(path: str | os.PathLike, data: np.ndarray, rate: int, *,
-                subtype: str | None = None, protect: tuple[Path, ...] = ()) -> None:
-    """Write (n, channels) float audio atomically (temp file + rename).
+                subtype: str | None = None, protect: tuple[Path, ...] = (),
+                overwrite: bool = True) -> None:
+    """Write (n, channels) float audio atomically (temp file + rename), in the format the
+    extension names (:func:`format_for`), with permissions from the umask like any new file.
 
-    ``protect``: input paths that must never be overwritten. Integer subtypes clip to
-    [-1, 1]. Raises AudioFileError on any failure, leaving no partial file behind.
+    ``subtype``: the input's, kept where the format takes it. ``protect``: input paths that
+    must never be overwritten. ``overwrite=False``: an existing ``path`` is refused (checked
+    atomically: the file is linked into place, not renamed over). Integer and coded subtypes
+    clip to [-1, 1]. Raises AudioFileError on any failure (one line; its ``errno`` is set when
+    the target refused the bytes: read-only, full, no permission), leaving no partial file
+    and any existing ``path`` untouched.
     """
     path = Path(path)
     for p in protect:
         if p.exists() and path.exists() and path.resolve() == Path(p).resolve():
             raise AudioFileError(f"{path}: refusing to overwrite an input file")
-    fmt = sf.available_formats()
-    ext = path.suffix.lower().lstrip(".")
-    major = {"wav": "WAV", "flac": "FLAC", "ogg": "OGG"}.get(ext)
-    if major is None or major not in fmt:
-        raise AudioFileError(f"{path}: unsupported output format {path.suffix or '(none)'};"
-                             " use .wav, .flac or .ogg")
-    if subtype is not None and not sf.check_format(major, subtype):
-        subtype = None
-    if subtype is None:
-        subtype = "FLOAT" if major == "WAV" else sf.default_subtype(major)
-    if subtype.startswith("PCM") or major == "FLAC":
+    if not overwrite and path.exists():
+        raise AudioFileError(f"{path}: the file exists (give --overwrite to replace it)")
+    major = format_for(path)
+    ext = path.suffix.lower()
+    subtype = _output_subtype(major, ext, subtype)
+    if subtype not in ("FLOAT", "DOUBLE"):  # integer and coded samples wrap, not clip
         data = np.clip(data, -1.0, 1.0)
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise AudioFileError(f"{path}: folder {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{ext}", dir=directory)
-    os.close(fd)
+    # encode in memory first: a codec's complaint (a rate MP3 cannot take) is told apart
+    # from the target's (disk full, read-only), which then carries its errno
+    buf = io.BytesIO()
     try:
-        sf.write(tmp, data, rate, subtype=subtype, format=major)
-        os.replace(tmp, path)
-    except BaseException as exc:  # Ctrl-C during a long write must not leave the temp file
-        if os.path.exists(tmp):
+        sf.write(buf, data, rate, subtype=subtype, format=major)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        why = getattr(exc, "error_string", "") or str(exc)
+        raise AudioFileError(f"{path}: cannot write {major} {subtype} at {rate} Hz with "
+                             f"{data.shape[1]} channel(s) ({why.strip()})") from None
+    encoded = buf.getbuffer()
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=ext, dir=directory)
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())
+            view = memoryview(encoded)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # fails if path appeared meanwhile: never clobbered
+            except FileExistsError:
+                raise AudioFileError(f"{path}: the file exists (give --overwrite to replace "
+                                     "it)") from None
+            except OSError:  # no hard links here (some network/FAT file systems)
+                if path.exists():
+                    raise AudioFileError(f"{path}: the file exists (give --overwrite to "
+                                         "replace it)") from None
+                os.replace(tmp, path)
+    except OSError as exc:
+        err = AudioFileError(f"{path}: cannot write in {directory} ({exc.strerror or exc})")
+        err.errno = exc.errno
+        raise err from None
+    finally:  # also on Ctrl-C during a long write: no temp file left behind
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        if not isinstance(exc, Exception):
-            raise
-        raise AudioFileError(f"{path}: could not write ({exc})") from None

@@ -1,14 +1,21 @@
 """File-level runs of the chain: the oracle command and the bundled demo."""
 from __future__ import annotations
 
+import errno
+import multiprocessing
+import os
 import sys
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from queue import Empty
 
 import numpy as np
 
 from percepnet.app.audio_io import (
     AudioFileError,
+    audio_suffixes,
+    format_for,
     from_model_rate,
     read_audio,
     to_model_rate,
@@ -17,7 +24,8 @@ from percepnet.app.audio_io import (
 from percepnet.dsp.constants import SAMPLE_RATE_HZ
 from percepnet.dsp.oracle import oracle_enhance
 
-__all__ = ["run_oracle_files", "run_demo", "demo_mixture"]
+__all__ = ["run_oracle_files", "run_demo", "demo_mixture", "denoise_signal", "denoise_file",
+           "denoise_paths", "FileResult"]
 
 #: Clean and noisy may differ by this much in length after resampling (rounding only).
 _LENGTH_TOLERANCE_S = 0.01
@@ -91,7 +99,6 @@ def run_demo(out_dir: Path) -> None:
         print(f"  oracle {stage:<6}      SNR {snr(y):6.2f} dB  -> {path}")
 
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 #: Files longer than this show a progress bar (when stderr is a terminal).
 _PROGRESS_MIN_S = 20.0
 _CHUNK = SAMPLE_RATE_HZ  # 1 s blocks between progress updates
@@ -137,11 +144,18 @@ def denoise_signal(x48: np.ndarray, model, *, atten_limit_db: float | None = Non
 
 def denoise_file(in_path: Path, out_path: Path, model, *, atten_limit_db: float | None = None,
                  use_comb: bool | None = None, use_postfilter: bool | None = None,
-                 use_decay_cap: bool | None = None) -> None:
-    """Denoise one file: any rate (soxr to 48 kHz and back), each channel independently;
-    the output keeps the input's rate, channels, length and (where possible) subtype."""
+                 use_decay_cap: bool | None = None, overwrite: bool = True,
+                 progress: bool = True) -> None:
+    """Denoise one file: any format libsndfile reads, any rate (soxr to 48 kHz and back),
+    each channel independently; written in the format ``out_path``'s extension names,
+    keeping the input's rate, channels, length and (where that format takes it) subtype.
+    ``overwrite=False`` refuses an existing ``out_path``; ``progress`` allows the progress
+    bar (shown only on a terminal, for long files)."""
     if out_path.exists() and out_path.resolve() == in_path.resolve():
         raise AudioFileError(f"{out_path}: refusing to overwrite the input file")
+    if not overwrite and out_path.exists():
+        raise AudioFileError(f"{out_path}: the file exists (give --overwrite to replace it)")
+    format_for(out_path)  # an unwritable format is refused before the work, not after
     data, rate, subtype = read_audio(in_path)
     x48 = to_model_rate(data, rate)
     y48 = np.empty_like(x48)
@@ -149,33 +163,138 @@ def denoise_file(in_path: Path, out_path: Path, model, *, atten_limit_db: float 
         label = f"{in_path.name} ch{ch + 1}" if x48.shape[1] > 1 else in_path.name
         y48[:, ch] = denoise_signal(x48[:, ch], model, atten_limit_db=atten_limit_db,
                                     use_comb=use_comb, use_postfilter=use_postfilter,
-                                    use_decay_cap=use_decay_cap, label=label)
+                                    use_decay_cap=use_decay_cap,
+                                    label=label if progress else None)
     out = from_model_rate(y48, rate, data.shape[0])
-    write_audio(out_path, out, rate, subtype=subtype, protect=(in_path,))
+    write_audio(out_path, out, rate, subtype=subtype, protect=(in_path,), overwrite=overwrite)
 
 
-def denoise_paths(in_path: Path, out_path: Path, model, **options) -> int:
-    """File -> file, or folder -> folder (audio files by suffix, sub-folders mirrored).
+@dataclass(frozen=True)
+class FileResult:
+    """One file of a folder run: ``error`` is "" when it was written; ``worker_pid`` is the
+    process that did the work."""
 
-    Returns the number of files that failed (each reported on stderr in one line).
+    source: Path
+    target: Path
+    error: str = ""
+    worker_pid: int = 0
+
+
+#: errors that concern the target rather than one file: a folder run stops at the first
+_TARGET_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
+
+
+def _target_failed(exc: AudioFileError) -> bool:
+    return getattr(exc, "errno", None) in _TARGET_ERRNOS
+
+
+def _denoise_one(src: Path, dst: Path, model, overwrite: bool, progress: bool,
+                 options: dict) -> FileResult:
+    try:
+        denoise_file(src, dst, model, overwrite=overwrite, progress=progress, **options)
+    except AudioFileError as exc:
+        if _target_failed(exc):
+            raise
+        return FileResult(src, dst, str(exc), os.getpid())
+    return FileResult(src, dst, "", os.getpid())
+
+
+def _worker(pairs: list[tuple[Path, Path]], model, overwrite: bool, options: dict,
+            results) -> None:
+    """A ``--jobs`` process: denoise its share of the files, one result per file on
+    ``results``; a target error (disk full, read-only) ends the share."""
+    for src, dst in pairs:
+        try:
+            results.put(_denoise_one(src, dst, model, overwrite, False, options))
+        except AudioFileError as exc:
+            results.put(FileResult(src, dst, str(exc), -1))
+            return
+        except BaseException as exc:  # noqa: BLE001 - reported, never a silent worker death
+            results.put(FileResult(src, dst, f"{src}: {type(exc).__name__}: {exc}", os.getpid()))
+
+
+def _shares(pairs: list[tuple[Path, Path]], n: int) -> list[list[tuple[Path, Path]]]:
+    """``pairs`` split into ``n`` non-empty shares of about equal total input size (the
+    largest files first, each to the least loaded share)."""
+    shares: list[list[tuple[Path, Path]]] = [[] for _ in range(n)]
+    load = [0] * n
+    for pair in sorted(pairs, key=lambda p: p[0].stat().st_size, reverse=True):
+        i = load.index(min(load))
+        shares[i].append(pair)
+        load[i] += max(pair[0].stat().st_size, 1)
+    return shares
+
+
+def denoise_paths(in_path: Path, out_path: Path, model, *, jobs: int | None = None,
+                  overwrite: bool = False, report=print, **options) -> list[FileResult]:
+    """File -> file, or folder -> folder (every file in a format libsndfile reads, sub-folders
+    mirrored, each output in its input's format).
+
+    ``jobs``: processes for a folder (default: one per CPU core, at most one per file).
+    ``overwrite=False``: existing outputs are refused before any work (one error). A target
+    that cannot take the files (read-only, full) stops the run with one AudioFileError;
+    a file that cannot be read is reported through ``report`` ("percepnet: error: ...") and
+    the others go on. Returns one :class:`FileResult` per file (folder mode), [] for a file.
     options: ``denoise_file``'s (atten_limit_db, use_comb, use_postfilter, use_decay_cap).
     """
     if not in_path.is_dir():
-        denoise_file(in_path, out_path, model, **options)
-        return 0
+        denoise_file(in_path, out_path, model, overwrite=overwrite, **options)
+        return []
     if out_path.exists() and out_path.resolve() == in_path.resolve():
         raise AudioFileError(f"{out_path}: output folder must differ from the input folder")
-    files = sorted(p for p in in_path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    suffixes = audio_suffixes()
+    files = sorted(p for p in in_path.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
     if not files:
-        raise AudioFileError(f"{in_path}: no .wav, .flac or .ogg files in this folder")
-    failed = 0
-    for f in files:
-        target = out_path / f.relative_to(in_path)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        raise AudioFileError(f"{in_path}: no sound files in this folder (looked for "
+                             f"{' '.join(suffixes)})")
+    pairs = [(f, out_path / f.relative_to(in_path)) for f in files]
+    if not overwrite:
+        existing = [dst for _, dst in pairs if dst.exists()]
+        if existing:
+            more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+            raise AudioFileError(f"{existing[0]}{more}: the output exists (give --overwrite to "
+                                 "replace)")
+    for folder in sorted({dst.parent for _, dst in pairs}):
         try:
-            denoise_file(f, target, model, **options)
-            print(f"wrote {target}")
-        except AudioFileError as exc:
-            failed += 1
-            print(f"percepnet: error: {exc}", file=sys.stderr)
-    return failed
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise AudioFileError(f"{folder}: cannot create the output folder "
+                                 f"({exc.strerror or exc})") from None
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(pairs)))
+    results: list[FileResult] = []
+
+    def note(res: FileResult) -> None:
+        results.append(res)
+        report(f"percepnet: error: {res.error}" if res.error else f"wrote {res.target}")
+
+    if jobs == 1:
+        for src, dst in pairs:
+            note(_denoise_one(src, dst, model, overwrite, True, options))
+        return results
+    ctx = multiprocessing.get_context()
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(share, model, overwrite, options, queue),
+                         name=f"percepnet-denoise-{i}", daemon=True)
+             for i, share in enumerate(_shares(pairs, jobs))]
+    for p in procs:
+        p.start()
+    try:
+        while len(results) < len(pairs):
+            try:
+                res = queue.get(timeout=1.0)
+            except Empty:
+                if not any(p.is_alive() for p in procs) and queue.empty():
+                    dead = [p for p in procs if p.exitcode]
+                    raise AudioFileError(f"{in_path}: a worker process died (exit code "
+                                         f"{dead[0].exitcode if dead else '?'})") from None
+                continue
+            if res.worker_pid == -1:  # the target failed: stop everyone, one line
+                raise AudioFileError(res.error)
+            note(res)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join(timeout=10.0)
+    return results
