@@ -1,4 +1,5 @@
-"""``python -m percepnet`` runs the command line."""
-from percepnet.app.cli import main
+"""``python -m percepnet`` runs the command line (``percepnet.cli``)."""
+from percepnet.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator, Mapping
 
 __all__ = ["Device", "list_devices", "has_microphone", "has_output", "OWN_NAMES",
-           "ROUTE_ENV_LOCK", "routed_env"]
+           "ROUTE_ENV_LOCK", "routed_env", "default_devices", "special_devices",
+           "device_listing", "check_device"]
 
 log = logging.getLogger("percepnet.devices")
 
@@ -128,3 +129,90 @@ def has_microphone(devices: list[Device] | None = None) -> bool:
 def has_output(devices: list[Device] | None = None) -> bool:
     devices = list_devices() if devices is None else devices
     return any(d.kind == "output" for d in devices)
+
+
+def default_devices() -> tuple[str, str]:
+    """(input, output) device ids the system uses when none is chosen: the sound server's
+    default source and sink when a server answers, else PortAudio's defaults ("" unknown)."""
+    try:
+        import pulsectl
+
+        with pulsectl.Pulse("percepnet-devices", connect=False) as pulse:
+            pulse.connect(wait=False, timeout=1.0)
+            info = pulse.server_info()
+            return info.default_source_name or "", info.default_sink_name or ""
+    except Exception:  # noqa: BLE001 - no server: PortAudio's defaults
+        pass
+    try:
+        import sounddevice as sd
+
+        names = []
+        for kind in ("input", "output"):
+            try:
+                names.append(str(sd.query_devices(kind=kind)["name"]))
+            except Exception:  # noqa: BLE001 - no default of this kind
+                names.append("")
+        return names[0], names[1]
+    except Exception:  # noqa: BLE001
+        return "", ""
+
+
+def special_devices() -> dict[str, tuple[str, str]]:
+    """kind -> (name, what it does) of the device names that are not hardware."""
+    from .engine import DEMO_DEVICE, NULL_DEVICE
+
+    return {"input": (DEMO_DEVICE, "the bundled demo clip (noisy speech, looped)"),
+            "output": (NULL_DEVICE, "no playback (the demo clip is then processed in real "
+                                    "time and not heard)")}
+
+
+def device_listing(devices: list[Device] | None = None) -> list[str]:
+    """What ``percepnet devices`` prints: per kind, the names ``--input-device`` /
+    ``--output-device`` accept (``*`` = the system default), then the special names."""
+    devices = list_devices() if devices is None else devices
+    defaults = dict(zip(("input", "output"), default_devices()))
+    special = special_devices()
+    lines = []
+    for kind, title in (("input", "inputs (--input-device NAME)"),
+                        ("output", "outputs (--output-device NAME)")):
+        lines.append(f"{title}:")
+        mine = [d for d in devices if d.kind == kind]
+        width = max([len(d.id) for d in mine] + [len(special[kind][0]), 12])
+        if not mine:
+            lines.append(f"    {'(none found)':<{width}}")
+        for d in mine:
+            mark = "*" if d.id == defaults[kind] else " "
+            label = d.label + (" (default)" if mark == "*" else "")
+            lines.append(f"  {mark} {d.id:<{width}}  {label}")
+        name, what = special[kind]
+        lines.append(f"    {name:<{width}}  {what}")
+    lines.append("(no flag, or an empty name: the system default, marked *)")
+    return lines
+
+
+def check_device(name: str, kind: str, devices: list[Device] | None = None) -> str | None:
+    """None when ``name`` is a ``kind`` ("input"/"output") device the engine can open now
+    (a listed name, the special name of its kind, a PortAudio device name or index, or ""
+    = the default); else a one-line error naming the choices."""
+    if not name:
+        return None
+    special = special_devices()[kind][0]
+    if name == special:
+        return None
+    devices = list_devices() if devices is None else devices
+    ids = [d.id for d in devices if d.kind == kind]
+    if name in ids:
+        return None
+    try:  # PortAudio's own names ('default', 'pulse') and indexes also open
+        import sounddevice as sd
+
+        for i, d in enumerate(sd.query_devices()):
+            if name in (d["name"], str(i)) and d[f"max_{kind}_channels"] > 0:
+                return None
+    except Exception:  # noqa: BLE001 - no PortAudio: only the listed names
+        pass
+    other = "output" if kind == "input" else "input"
+    hint = (f" ({name!r} is an {other})" if name in [d.id for d in devices if d.kind == other]
+            or name == special_devices()[other][0] else "")
+    return (f"no {kind} device {name!r}{hint}; choose one of: {', '.join(ids + [special])} "
+            f"(percepnet devices lists them)")

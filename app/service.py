@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
 import threading
 import time
 
@@ -22,13 +23,20 @@ log = logging.getLogger("percepnet.service")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
+    from .engine import DEMO_DEVICE, NULL_DEVICE
+
     p = sub.add_parser("run", help="run the suppressor without a window (headless service)",
                        description="Run the real-time suppressor headless: microphone -> "
                        "PercepNet -> output device (or the virtual microphone). Flags "
-                       "override the shared config file for this run.")
-    add_arguments(p, ["input_device", "output_device", "atten_limit_db", "suppression",
-                      "use_comb", "use_postfilter", "use_decay_cap", "model", "virtual_mic",
-                      "latency_ms"])
+                       "override the shared config file for this run.",
+                       epilog=f"Devices: the names 'percepnet devices' lists; "
+                       f"--input-device {DEMO_DEVICE} plays the bundled demo clip instead of "
+                       f"a microphone, --output-device {NULL_DEVICE} plays nothing (the demo "
+                       "clip is processed in real time). An unknown name is an error "
+                       "(exit 2).")
+    # every setting the registry marks for the command line (Param.cli), as the window
+    # builds its controls from the same registry
+    add_arguments(p)
     p.add_argument("--duration", type=float, default=None, metavar="S",
                    help="stop after S seconds (default: run until SIGINT/SIGTERM)")
     p.add_argument("--status-interval", type=float, default=10.0, metavar="S",
@@ -78,13 +86,36 @@ def build_engine(settings: Settings, *, on_status=None, telemetry=None, demo_rea
     return engine, notes
 
 
+def check_device_flags(args: argparse.Namespace) -> str | None:
+    """A one-line error for a ``--input-device`` / ``--output-device`` the engine cannot
+    open (with the names it can), else None. Only flags are checked: a device stored in the
+    config file may be unplugged for now, and the engine moves to it when it is back."""
+    from .devices import check_device, list_devices
+
+    given = [(kind, getattr(args, f"{kind}_device", None)) for kind in ("input", "output")]
+    given = [(kind, name) for kind, name in given if name]
+    if not given:
+        return None
+    devices = list_devices()
+    for kind, name in given:
+        problem = check_device(name, kind, devices)
+        if problem is not None:
+            return problem
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
+    problem = check_device_flags(args)
+    if problem is not None:
+        print(f"percepnet run: error: {problem}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = Settings.load(args.config)
     apply_arguments(settings, args)
     if args.save:
         log.info("settings saved to %s", settings.save())
     vmic = None
+    speakers = settings.output_device  # "listen to myself" plays here in virtual-mic mode
     if settings.virtual_mic:
         try:
             from .virtual_mic import get_backend
@@ -110,6 +141,12 @@ def run(args: argparse.Namespace) -> int:
             print(diag.status_line(), flush=True)
 
     engine, notes = build_engine(settings, on_status=on_status)
+    if settings.monitor and vmic is not None:
+        engine.monitor_device = speakers
+        engine.monitor = True
+    elif settings.monitor:
+        notes.append("--monitor (listen to myself) only applies with the virtual microphone; "
+                     "the output device already plays the cleaned voice")
     for n in notes:
         print(f"note: {n}", flush=True)
 

@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 import soxr
 
-from percepnet.app.cli import main
+from percepnet.cli import main
 
 from audio_fixtures import load_fixture, mix_at_snr
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from percepnet.app.cli import main
+from percepnet.cli import main
 from percepnet.app.models import load_model
 from percepnet.app.settings import stage_defaults
 from percepnet.dsp.constants import ALGORITHMIC_DELAY_SAMPLES

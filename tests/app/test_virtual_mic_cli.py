@@ -1,7 +1,7 @@
 """``percepnet mic {status,self-test,remove}`` (app/mic_cli.py) against the real server.
 
 The command is driven through its own argparse parser mounted on a fresh top-level parser,
-as app/cli.py mounts it.
+as cli.py (percepnet.cli) mounts it.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ import soundfile as sf
 
 from percepnet.app import audio_io
 from percepnet.app.audio_io import AudioFileError, read_audio
-from percepnet.app.cli import main
+from percepnet.cli import main
 from percepnet.app.offline import denoise_file
 
 from model_fixtures import tiny_model, write_tiny_model

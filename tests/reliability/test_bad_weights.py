@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from percepnet.app.cli import main
+from percepnet.cli import main
 from percepnet.app.models import ModelError, load_model
 
 from model_fixtures import write_tiny_model

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 from PyQt6.QtGui import QImage
 
-from percepnet.app.cli import main
+from percepnet.cli import main
 
 
 def _pixels(img: QImage, rect) -> np.ndarray:
@@ -82,7 +82,7 @@ def test_gui_without_a_screen_points_to_the_headless_service(monkeypatch, capsys
 
 
 def test_command_line_imports_no_qt_until_the_window_opens():
-    code = ("import sys\nfrom percepnet.app.cli import build_parser\n"
+    code = ("import sys\nfrom percepnet.cli import build_parser\n"
             "build_parser().parse_args(['gui', '--demo'])\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('PyQt6', 'pyqtgraph')))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
