@@ -200,10 +200,13 @@ def write_audio(path: str | os.PathLike, data: np.ndarray, rate: int, *,
     buf = io.BytesIO()
     try:
         sf.write(buf, data, rate, subtype=subtype, format=major)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        why = getattr(exc, "error_string", "") or str(exc)
-        raise AudioFileError(f"{path}: cannot write {major} {subtype} at {rate} Hz with "
-                             f"{data.shape[1]} channel(s) ({why.strip()})") from None
+    except (OSError, sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        why = (getattr(exc, "error_string", "") or getattr(exc, "strerror", "")
+               or str(exc)).strip()
+        err = AudioFileError(f"{path}: could not write {major} {subtype} at {rate} Hz with "
+                             f"{data.shape[1]} channel(s) ({why})")
+        err.errno = getattr(exc, "errno", None)
+        raise err from None
     encoded = buf.getbuffer()
     tmp = None
     try:
@@ -229,7 +232,7 @@ def write_audio(path: str | os.PathLike, data: np.ndarray, rate: int, *,
                                          "replace it)") from None
                 os.replace(tmp, path)
     except OSError as exc:
-        err = AudioFileError(f"{path}: cannot write in {directory} ({exc.strerror or exc})")
+        err = AudioFileError(f"{path}: could not write in {directory} ({exc.strerror or exc})")
         err.errno = exc.errno
         raise err from None
     finally:  # also on Ctrl-C during a long write: no temp file left behind

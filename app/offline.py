@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import multiprocessing
 import os
+import signal
 import sys
 from dataclasses import dataclass
 from importlib import resources
@@ -202,14 +203,16 @@ def _denoise_one(src: Path, dst: Path, model, overwrite: bool, progress: bool,
 def _worker(pairs: list[tuple[Path, Path]], model, overwrite: bool, options: dict,
             results) -> None:
     """A ``--jobs`` process: denoise its share of the files, one result per file on
-    ``results``; a target error (disk full, read-only) ends the share."""
+    ``results``; a target error (disk full, read-only) ends the share. Stopped by SIGTERM
+    (the parent's ``terminate``), it unwinds like Ctrl-C: no temporary file is left."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     for src, dst in pairs:
         try:
             results.put(_denoise_one(src, dst, model, overwrite, False, options))
         except AudioFileError as exc:
             results.put(FileResult(src, dst, str(exc), -1))
             return
-        except BaseException as exc:  # noqa: BLE001 - reported, never a silent worker death
+        except Exception as exc:  # noqa: BLE001 - reported, never a silent worker death
             results.put(FileResult(src, dst, f"{src}: {type(exc).__name__}: {exc}", os.getpid()))
 
 
@@ -297,4 +300,7 @@ def denoise_paths(in_path: Path, out_path: Path, model, *, jobs: int | None = No
                 p.terminate()
         for p in procs:
             p.join(timeout=10.0)
+            if p.is_alive():  # stuck in a kernel that ignores signals: no choice left
+                p.kill()
+                p.join()
     return results
