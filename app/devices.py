@@ -162,8 +162,8 @@ def special_devices() -> dict[str, tuple[str, str]]:
     from .engine import DEMO_DEVICE, NULL_DEVICE
 
     return {"input": (DEMO_DEVICE, "the bundled demo clip (noisy speech, looped)"),
-            "output": (NULL_DEVICE, "no playback (the demo clip is then processed in real "
-                                    "time and not heard)")}
+            "output": (NULL_DEVICE, f"no playback (with the {DEMO_DEVICE} input only: the "
+                                    "clip is processed in real time, not heard)")}
 
 
 def device_listing(devices: list[Device] | None = None) -> list[str]:

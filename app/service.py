@@ -31,9 +31,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                        "override the shared config file for this run.",
                        epilog=f"Devices: the names 'percepnet devices' lists; "
                        f"--input-device {DEMO_DEVICE} plays the bundled demo clip instead of "
-                       f"a microphone, --output-device {NULL_DEVICE} plays nothing (the demo "
-                       "clip is processed in real time). An unknown name is an error "
-                       "(exit 2).")
+                       f"a microphone, --output-device {NULL_DEVICE} plays nothing (with the "
+                       "demo input only: the clip is then processed in real time). An unknown "
+                       "name is an error (exit 2).")
     # every setting the registry marks for the command line (Param.cli), as the window
     # builds its controls from the same registry
     add_arguments(p)
@@ -104,6 +104,20 @@ def check_device_flags(args: argparse.Namespace) -> str | None:
     return None
 
 
+def check_null_output(settings: Settings) -> str | None:
+    """The null output only paces the demo clip: with a microphone there is no stream to
+    open (the engine would retry forever, silent). A one-line error then, else None."""
+    from .devices import has_microphone
+    from .engine import DEMO_DEVICE, NULL_DEVICE
+
+    if settings.output_device != NULL_DEVICE or settings.input_device == DEMO_DEVICE:
+        return None
+    if not settings.input_device and not has_microphone():
+        return None  # no microphone: the demo clip plays (build_engine), paced
+    return (f"--output-device {NULL_DEVICE} (no playback) works only with --input-device "
+            f"{DEMO_DEVICE}; choose an output from 'percepnet devices'")
+
+
 def run(args: argparse.Namespace) -> int:
     problem = check_device_flags(args)
     if problem is not None:
@@ -112,6 +126,10 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = Settings.load(args.config)
     apply_arguments(settings, args)
+    problem = None if settings.virtual_mic else check_null_output(settings)
+    if problem is not None:
+        print(f"percepnet run: error: {problem}", file=sys.stderr)
+        return 2
     if args.save:
         log.info("settings saved to %s", settings.save())
     vmic = None

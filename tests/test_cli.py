@@ -138,7 +138,10 @@ def test_devices_lists_the_names_run_accepts_and_an_unknown_one_is_one_error(
     # an unknown name: one line naming the choices, exit 2, at once (no retry loop)
     for args, words in ((["--input-device", "nosuchmic"], ["nosuchmic", "test_mic", "demo"]),
                         (["--output-device", "nosuchspk"], ["nosuchspk", "test_speakers", "null"]),
-                        (["--input-device", "test_speakers"], ["is an output"])):
+                        (["--input-device", "test_speakers"], ["is an output"]),
+                        # null only paces the demo clip: with a microphone nothing would flow
+                        (["--input-device", "test_mic", "--output-device", "null"],
+                         ["null", "--input-device demo"])):
         res = _cli("run", *args, "--duration", "5", env=env, timeout=60)
         assert res.returncode == 2, (args, res.stdout, res.stderr)
         lines = res.stderr.strip().splitlines()
