@@ -49,3 +49,33 @@ def test_sigterm_stops_cleanly(pulse_server, tmp_path):
     assert "stopped:" in out
     # the flag was for this run only: nothing saved
     assert not (tmp_path / "settings.json").exists()
+
+
+def test_monitor_plays_the_cleaned_voice_on_the_speakers_in_virtual_mic_mode(pulse_server,
+                                                                            tmp_path):
+    """--monitor (a registry flag run lacked): the engine feeds the virtual microphone and,
+    listening to myself, the chosen output device as well."""
+    import pulsectl
+
+    spk = pulse_server.load_null_sink("svc_speakers", "Svc_Speakers")
+    proc = _service(pulse_server, tmp_path / "settings.json", "--virtual-mic", "--monitor",
+                    "--input-device", "demo", "--output-device", "svc_speakers")
+    try:
+        lines = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if line.startswith("running: in=") or not line:
+                break
+        assert lines[-1].startswith("running: in="), "".join(lines)
+        with pulsectl.Pulse("test-monitor") as pulse:
+            sinks = {s.index: s.name for s in pulse.sink_list()}
+            ours = [sinks.get(i.sink) for i in pulse.sink_input_list()
+                    if "percepnet.stream" in i.proplist]
+        assert "svc_speakers" in ours and "percepnet_mic_sink" in ours, (ours, lines)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        pulse_server.unload_module(spk)
+    assert proc.returncode == 0, out
