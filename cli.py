@@ -21,7 +21,7 @@ error (one line on stderr).
 from __future__ import annotations
 
 import argparse
-import os
+import signal
 import sys
 from pathlib import Path
 
@@ -83,9 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("output", type=Path, metavar="OUT", help="output file or folder")
     n.add_argument("--model", default=None, metavar="NAME|PATH",
                    help="installed model name or path to its .json/.npz (default: the shipped model)")
+    from percepnet.app.offline import usable_cores
+
     n.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
                    help="folder mode: denoise N files at a time, in N processes (default: one "
-                   f"per CPU core, {os.cpu_count() or 1} here)")
+                   f"per CPU core, {usable_cores()} here)")
     n.add_argument("--overwrite", action="store_true",
                    help="replace existing output files (default: refuse them)")
     from percepnet.app import settings
@@ -136,8 +138,14 @@ def _denoise(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr if line.startswith("percepnet: error:") else sys.stdout,
               flush=True)
 
-    results = denoise_paths(args.input, args.output, model, jobs=args.jobs,
-                            overwrite=args.overwrite, report=report, **opts)
+    # SIGTERM (kill, systemd) unwinds like Ctrl-C: the file being written is removed and
+    # --jobs workers are stopped, not orphaned
+    old = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        results = denoise_paths(args.input, args.output, model, jobs=args.jobs,
+                                overwrite=args.overwrite, report=report, **opts)
+    finally:
+        signal.signal(signal.SIGTERM, old)
     if not args.input.is_dir():
         print(f"wrote {args.output}")
         return 0
@@ -190,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     except (AudioFileError, ModelError) as exc:
         print(f"percepnet: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: no traceback (files in progress were cleaned up)
+        print("percepnet: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -26,7 +26,7 @@ from percepnet.dsp.constants import SAMPLE_RATE_HZ
 from percepnet.dsp.oracle import oracle_enhance
 
 __all__ = ["run_oracle_files", "run_demo", "demo_mixture", "denoise_signal", "denoise_file",
-           "denoise_paths", "FileResult"]
+           "denoise_paths", "FileResult", "usable_cores"]
 
 #: Clean and noisy may differ by this much in length after resampling (rounding only).
 _LENGTH_TOLERANCE_S = 0.01
@@ -206,6 +206,7 @@ def _worker(pairs: list[tuple[Path, Path]], model, overwrite: bool, options: dic
     ``results``; a target error (disk full, read-only) ends the share. Stopped by SIGTERM
     (the parent's ``terminate``), it unwinds like Ctrl-C: no temporary file is left."""
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent stops us (SIGTERM)
     for src, dst in pairs:
         try:
             results.put(_denoise_one(src, dst, model, overwrite, False, options))
@@ -226,6 +227,14 @@ def _shares(pairs: list[tuple[Path, Path]], n: int) -> list[list[tuple[Path, Pat
         shares[i].append(pair)
         load[i] += max(pair[0].stat().st_size, 1)
     return shares
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def denoise_paths(in_path: Path, out_path: Path, model, *, jobs: int | None = None,
@@ -263,7 +272,7 @@ def denoise_paths(in_path: Path, out_path: Path, model, *, jobs: int | None = No
         except OSError as exc:
             raise AudioFileError(f"{folder}: cannot create the output folder "
                                  f"({exc.strerror or exc})") from None
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(pairs)))
+    jobs = max(1, min(jobs or usable_cores(), len(pairs)))
     results: list[FileResult] = []
 
     def note(res: FileResult) -> None:

@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -302,3 +303,53 @@ def test_a_read_only_or_full_target_is_one_error_line_and_loses_nothing(setup, t
         assert why in lines[0], lines[0]
         # nothing lost, nothing half-written left behind
         assert files == {"keep.wav": keep}, (args, files)
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    kids.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                pass
+    return kids
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_stopping_a_jobs_run_stops_its_workers_and_leaves_no_partial_file(setup, tmp_path,
+                                                                          signame):
+    import os
+    import signal
+    import time
+
+    d, model_path, _ = setup
+    src = tmp_path / "in"
+    src.mkdir()
+    x = np.resize(load_fixture("noise_kettle.ogg"), 48000 * 300) * 0.3  # 5 min each
+    for i in range(2):
+        sf.write(src / f"long{i}.wav", x, 48000, subtype="PCM_16")
+    proc = subprocess.Popen([sys.executable, "-m", "percepnet", "denoise", str(src),
+                             str(tmp_path / "out"), "--model", str(model_path), "--jobs", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(_children(proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    assert len(workers) >= 2 and proc.poll() is None
+    # each file takes seconds here; 0.3 s lets the workers install their signal handlers
+    time.sleep(0.3)
+    sig = getattr(signal, signame)
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # Ctrl-C reaches the whole foreground group
+    else:
+        proc.send_signal(sig)  # kill / systemd: the parent only
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode in (130, 128 + signal.SIGTERM), (proc.returncode, err)
+    assert "Traceback" not in err, err
+    assert list((tmp_path / "out").iterdir()) == []  # nothing half-written
+    time.sleep(0.5)
+    assert [w for w in workers if Path(f"/proc/{w}").exists()
+            and "zombie" not in Path(f"/proc/{w}/status").read_text()] == []
