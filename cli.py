@@ -21,7 +21,6 @@ error (one line on stderr).
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 
@@ -128,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _denoise(args: argparse.Namespace) -> int:
     from percepnet.app.models import default_model_name, load_model
-    from percepnet.app.offline import denoise_paths
+    from percepnet.app.offline import Interrupted, denoise_paths, stop_on_signals
 
     # flags not given stay None: denoise_signal takes the registry's defaults
     opts = {k: getattr(args, k) for k in DENOISE_PARAMS}
@@ -138,14 +137,15 @@ def _denoise(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr if line.startswith("percepnet: error:") else sys.stdout,
               flush=True)
 
-    # SIGTERM (kill, systemd) unwinds like Ctrl-C: the file being written is removed and
-    # --jobs workers are stopped, not orphaned
-    old = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    # Ctrl-C and SIGTERM (kill, systemd) stop within one block: the file in progress is not
+    # written, --jobs workers are stopped, not orphaned
     try:
-        results = denoise_paths(args.input, args.output, model, jobs=args.jobs,
-                                overwrite=args.overwrite, report=report, **opts)
-    finally:
-        signal.signal(signal.SIGTERM, old)
+        with stop_on_signals():
+            results = denoise_paths(args.input, args.output, model, jobs=args.jobs,
+                                    overwrite=args.overwrite, report=report, **opts)
+    except Interrupted as exc:
+        print("percepnet: interrupted", file=sys.stderr)
+        return 128 + exc.signum
     if not args.input.is_dir():
         print(f"wrote {args.output}")
         return 0

@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import signal
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,7 +27,8 @@ from percepnet.dsp.constants import SAMPLE_RATE_HZ
 from percepnet.dsp.oracle import oracle_enhance
 
 __all__ = ["run_oracle_files", "run_demo", "demo_mixture", "denoise_signal", "denoise_file",
-           "denoise_paths", "FileResult", "usable_cores"]
+           "denoise_paths", "FileResult", "usable_cores", "Interrupted", "check_stop",
+           "stop_on_signals"]
 
 #: Clean and noisy may differ by this much in length after resampling (rounding only).
 _LENGTH_TOLERANCE_S = 0.01
@@ -116,6 +118,46 @@ def _progress(label: str, done: float, total: float) -> None:
     sys.stderr.flush()
 
 
+class Interrupted(BaseException):
+    """A stop was requested (SIGINT/SIGTERM under :func:`stop_on_signals`); raised from
+    plain Python code between 1 s blocks, so every ``finally`` runs (no partial file).
+    ``signum``: the signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+_stop_signal = [0]  # the signal that asked to stop (0: none); set by the handler only
+
+
+def _request_stop(signum, frame) -> None:  # noqa: ARG001
+    # only a flag: raising here could land inside a ctypes callback (numba compiling),
+    # where Python prints and ignores the exception and the work goes on
+    _stop_signal[0] = signum
+
+
+def check_stop() -> None:
+    """Raise :class:`Interrupted` if a stop was requested."""
+    if _stop_signal[0]:
+        raise Interrupted(_stop_signal[0])
+
+
+@contextmanager
+def stop_on_signals(*signums: int):
+    """While inside: SIGINT/SIGTERM (or ``signums``) request a stop that denoising honours
+    within one block (:class:`Interrupted`), instead of killing mid-write. Main thread only."""
+    signums = signums or (signal.SIGINT, signal.SIGTERM)
+    _stop_signal[0] = 0
+    old = {s: signal.signal(s, _request_stop) for s in signums}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        _stop_signal[0] = 0
+
+
 def denoise_signal(x48: np.ndarray, model, *, atten_limit_db: float | None = None,
                    use_comb: bool | None = None, use_postfilter: bool | None = None,
                    use_decay_cap: bool | None = None, label: str | None = None) -> np.ndarray:
@@ -135,6 +177,7 @@ def denoise_signal(x48: np.ndarray, model, *, atten_limit_db: float | None = Non
     out = np.empty(n + den.delay_samples)
     show = label is not None and n > _PROGRESS_MIN_S * SAMPLE_RATE_HZ
     for start in range(0, n, _CHUNK):
+        check_stop()
         stop = min(n, start + _CHUNK)
         den.process(x48[start:stop], out[start:stop])
         if show:
@@ -167,6 +210,7 @@ def denoise_file(in_path: Path, out_path: Path, model, *, atten_limit_db: float 
                                     use_decay_cap=use_decay_cap,
                                     label=label if progress else None)
     out = from_model_rate(y48, rate, data.shape[0])
+    check_stop()
     write_audio(out_path, out, rate, subtype=subtype, protect=(in_path,), overwrite=overwrite)
 
 
@@ -203,13 +247,15 @@ def _denoise_one(src: Path, dst: Path, model, overwrite: bool, progress: bool,
 def _worker(pairs: list[tuple[Path, Path]], model, overwrite: bool, options: dict,
             results) -> None:
     """A ``--jobs`` process: denoise its share of the files, one result per file on
-    ``results``; a target error (disk full, read-only) ends the share. Stopped by SIGTERM
-    (the parent's ``terminate``), it unwinds like Ctrl-C: no temporary file is left."""
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    ``results``; a target error (disk full, read-only) ends the share. SIGTERM (the
+    parent's ``terminate``) stops it within one block, leaving no temporary file."""
+    signal.signal(signal.SIGTERM, _request_stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent stops us (SIGTERM)
     for src, dst in pairs:
         try:
             results.put(_denoise_one(src, dst, model, overwrite, False, options))
+        except Interrupted:
+            return
         except AudioFileError as exc:
             results.put(FileResult(src, dst, str(exc), -1))
             return
@@ -281,6 +327,7 @@ def denoise_paths(in_path: Path, out_path: Path, model, *, jobs: int | None = No
 
     if jobs == 1:
         for src, dst in pairs:
+            check_stop()
             note(_denoise_one(src, dst, model, overwrite, True, options))
         return results
     ctx = multiprocessing.get_context()
@@ -292,8 +339,9 @@ def denoise_paths(in_path: Path, out_path: Path, model, *, jobs: int | None = No
         p.start()
     try:
         while len(results) < len(pairs):
+            check_stop()
             try:
-                res = queue.get(timeout=1.0)
+                res = queue.get(timeout=0.2)
             except Empty:
                 if not any(p.is_alive() for p in procs) and queue.empty():
                     dead = [p for p in procs if p.exitcode]
