@@ -176,7 +176,7 @@ def test_status_line_cpu_is_the_windows_figure_in_demo_mode(tmp_path):
     cpu = float(re.search(r"cpu=([\d.]+)%", last).group(1))
     rtf = float(re.search(r"rtf=([\d.]+)", last).group(1))
     assert rtf > 0 and cpu > 0, last
-    assert cpu == pytest.approx(100 * rtf, abs=0.1), last  # the window's max(load, rtf)
+    assert cpu == pytest.approx(100 * rtf, abs=0.11), last  # the window's max(load, rtf)
     # --monitor is a flag now; without the virtual microphone it says it does not apply
     assert "note: --monitor" in res.stdout
     assert json.loads(config.read_text())["settings"]["monitor"] is True
