@@ -301,7 +301,9 @@ def denoise_paths(in_path: Path, out_path: Path, model, *, jobs: int | None = No
     if out_path.exists() and out_path.resolve() == in_path.resolve():
         raise AudioFileError(f"{out_path}: output folder must differ from the input folder")
     suffixes = audio_suffixes()
-    files = sorted(p for p in in_path.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+    out_abs = out_path.resolve()
+    files = sorted(p for p in in_path.rglob("*") if p.suffix.lower() in suffixes and p.is_file()
+                   and not p.resolve().is_relative_to(out_abs))  # OUT may lie inside IN
     if not files:
         raise AudioFileError(f"{in_path}: no sound files in this folder (looked for "
                              f"{' '.join(suffixes)})")

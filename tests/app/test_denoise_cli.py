@@ -170,6 +170,12 @@ def test_folder_mode_takes_every_format_file_mode_does(setup, clip, tmp_path):
         assert info.frames == sf.info(str(src / name)).frames
     assert not (tmp_path / "out" / "notes.txt").exists()
     assert res.stdout.count("wrote ") == len(names)
+    # an output folder inside the input folder: its files are outputs, not inputs
+    res = _cli("denoise", src, src / "clean", "--model", model_path, "--jobs", "1")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("wrote ") == len(names)
+    res = _cli("denoise", src, src / "clean", "--model", model_path, "--overwrite")
+    assert res.returncode == 0 and not (src / "clean" / "clean").exists(), res.stderr
 
 
 def test_jobs_uses_that_many_processes_and_gives_the_same_samples(setup, clip, tmp_path):
