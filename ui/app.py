@@ -119,7 +119,10 @@ def self_test_report(window: MainWindow, engine) -> tuple[bool, list[str]]:
         ("no engine errors", d.errors == 0, f"{d.errors} errors {d.last_error}".strip()),
     ]
     ok = all(c[1] for c in checks)
+    from PyQt6.QtGui import QGuiApplication
+
     lines = [f"self-test: {'OK' if ok else 'FAILED'} (model {d.model}, "
-             f"{d.frames} frames processed, callback p99 {d.callback_p99_ms:.2f} ms)"]
+             f"{d.frames} frames processed, callback p99 {d.callback_p99_ms:.2f} ms, "
+             f"Qt platform {QGuiApplication.platformName()})"]
     lines += [f"  [{'ok' if good else 'FAIL'}] {name}: {value}" for name, good, value in checks]
     return ok, lines
