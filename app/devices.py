@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator, Mapping
 
 __all__ = ["Device", "list_devices", "has_microphone", "has_output", "OWN_NAMES",
-           "ROUTE_ENV_LOCK", "routed_env", "default_devices", "special_devices",
+           "ROUTE_ENV_LOCK", "routed_env", "child_env", "pulse_client", "default_devices", "special_devices",
            "device_listing", "check_device"]
 
 log = logging.getLogger("percepnet.devices")
@@ -51,6 +51,36 @@ def routed_env(env: Mapping[str, str], clear: Iterable[str] = ()) -> Iterator[No
                     os.environ[k] = v
 
 
+def _is_routing_var(name: str) -> bool:
+    return name in ("PULSE_SOURCE", "PULSE_SINK") or name.startswith("PULSE_PROP")
+
+
+def child_env() -> dict[str, str]:
+    """The environment for a child process (``pacat``, ...): the process environment without
+    the stream-routing variables, read under :data:`ROUTE_ENV_LOCK`, so a child spawned while
+    another thread opens a routed stream never inherits that stream's routing or properties
+    (pipewire-pulse copies ``PULSE_PROP`` onto every stream of a client)."""
+    with ROUTE_ENV_LOCK:
+        return {k: v for k, v in os.environ.items() if not _is_routing_var(k)}
+
+
+def pulse_client(name: str, server: str | None = None, *, timeout_s: float | None = None):
+    """A connected pulsectl client, connected under :data:`ROUTE_ENV_LOCK` (libpulse reads
+    ``PULSE_PROP`` from the environment when it connects, so a connection made while a
+    stream is being opened would otherwise carry that stream's properties). Raises what
+    pulsectl raises when no server answers."""
+    import pulsectl
+
+    pulse = pulsectl.Pulse(name, server=server, connect=False)
+    try:
+        with ROUTE_ENV_LOCK:
+            pulse.connect(autospawn=False, wait=False, timeout=timeout_s)
+    except Exception:
+        pulse.close()
+        raise
+    return pulse
+
+
 @dataclass(frozen=True)
 class Device:
     id: str  # what goes into the input_device / output_device setting
@@ -65,8 +95,7 @@ def _pulse_devices(timeout_s: float = 1.0) -> list[Device] | None:
     except ImportError:
         return None
     try:
-        with pulsectl.Pulse("percepnet-devices", connect=False) as pulse:
-            pulse.connect(wait=False, timeout=timeout_s)
+        with pulse_client("percepnet-devices", timeout_s=timeout_s) as pulse:
             out = []
             for s in pulse.source_list():
                 if s.monitor_of_sink != 0xFFFFFFFF or s.name.endswith(".monitor"):
@@ -137,8 +166,7 @@ def default_devices() -> tuple[str, str]:
     try:
         import pulsectl
 
-        with pulsectl.Pulse("percepnet-devices", connect=False) as pulse:
-            pulse.connect(wait=False, timeout=1.0)
+        with pulse_client("percepnet-devices", timeout_s=1.0) as pulse:
             info = pulse.server_info()
             return info.default_source_name or "", info.default_sink_name or ""
     except Exception:  # noqa: BLE001 - no server: PortAudio's defaults

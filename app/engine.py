@@ -38,7 +38,7 @@ from percepnet.dsp.denoiser import Denoiser, FrameInfo
 from percepnet.dsp.pitch import VOICING_THRESHOLD
 from percepnet.dsp.spectrum import SPECTRUM_FLOOR_DB, log_spectrum_db, make_spectrum_state
 
-from .devices import routed_env
+from .devices import pulse_client, routed_env
 from .settings import STAGE_PARAMS, or_defaults
 from .telemetry import SCALAR_FIELDS, Telemetry
 
@@ -653,10 +653,8 @@ class Engine:
         """The supervisor's pulsectl connection (opened lazily), or None if the server is
         unreachable."""
         try:
-            import pulsectl
-
             if self._pulse is None:
-                self._pulse = pulsectl.Pulse("percepnet-supervisor")
+                self._pulse = pulse_client("percepnet-supervisor")
             return self._pulse
         except Exception:  # noqa: BLE001
             self._drop_pulse()
@@ -911,6 +909,14 @@ class Engine:
         src = "" if self._uses_demo() else name(self.input_device, "input")
         return src, name(self.output_device, "output")
 
+    def _is_ours(self, proplist: dict[str, str]) -> bool:
+        """A server stream is this engine's when it carries our token *and* comes from this
+        process (libpulse and pipewire-pulse record the client's pid): a child process that
+        inherited the token can never pass for our capture stream."""
+        pid = proplist.get("application.process.id")
+        return (proplist.get("percepnet.stream") == self._token
+                and (pid is None or pid == str(os.getpid())))
+
     def _route_state(self) -> tuple[str, set[str]]:
         """Where the sound server has our stream against the chosen source/sink: ("ok", {})
         (on it, or not routed), ("gone", vars) (a chosen device disappeared: vars are its
@@ -929,8 +935,7 @@ class Engine:
                     (snk, p.sink_input_list, p.sink_list, "sink", "PULSE_SINK")):
                 if not name:
                     continue
-                ours = [st for st in streams()
-                        if st.proplist.get("percepnet.stream") == self._token]
+                ours = [st for st in streams() if self._is_ours(st.proplist)]
                 want = [d for d in devices() if d.name == name]
                 if not want:
                     gone.add(var)

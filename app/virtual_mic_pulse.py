@@ -41,7 +41,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from percepnet.app.devices import ROUTE_ENV_LOCK, routed_env  # noqa: F401 (re-exported)
+from percepnet.app.devices import (ROUTE_ENV_LOCK, child_env, pulse_client,  # noqa: F401
+                                   routed_env)
 from percepnet.app.virtual_mic import (
     MIC_DESCRIPTION, SAMPLE_RATE_HZ, SINK_NAME, SOURCE_NAME, MicStatus, PlayFn, SelfTestResult,
     VirtualMic, analyse_tone, make_tone, preferred_stream_device,
@@ -181,17 +182,12 @@ class PulseVirtualMic(VirtualMic):
         return self.server or os.environ.get("PULSE_SERVER") or None
 
     def _connect(self, server: str | None = None):
-        pulsectl = _pulsectl()
-        pulse = pulsectl.Pulse(_CLIENT_NAME, server=server or self._address(), connect=False)
-        try:
-            # pulsectl 24.12 with a timeout waits the whole timeout even when the connection
-            # is up at once (measured 2.0 s per connect), so none by default: a missing
-            # server fails at once on its socket
-            pulse.connect(autospawn=False, timeout=self.connect_timeout_s)
-        except Exception:
-            pulse.close()
-            raise
-        return pulse
+        _pulsectl()  # the clear error when pulsectl is missing
+        # pulsectl 24.12 with a timeout waits the whole timeout even when the connection
+        # is up at once (measured 2.0 s per connect), so none by default: a missing
+        # server fails at once on its socket
+        return pulse_client(_CLIENT_NAME, server or self._address(),
+                            timeout_s=self.connect_timeout_s)
 
     def _status(self, present: bool, **kw: Any) -> MicStatus:
         return MicStatus(present=present, backend=self.backend, sink_name=self.sink_name,
@@ -533,7 +529,7 @@ class _Recorder:
                 [exe, "--record", "--raw", f"--device={self.source}", "--format=float32le",
                  f"--rate={SAMPLE_RATE_HZ}", "--channels=1", "--latency-msec=10",
                  "--client-name=percepnet-self-test", *_pacat_args(self.server)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
             self._thread = threading.Thread(target=self._read, daemon=True,
                                             name="percepnet-selftest-rec")
             self._thread.start()
@@ -599,7 +595,7 @@ def _play(samples: np.ndarray, sink: str, server: str | None, timeout_s: float) 
             [exe, "--playback", "--raw", f"--device={sink}", "--format=float32le",
              f"--rate={SAMPLE_RATE_HZ}", "--channels=1", "--latency-msec=20",
              "--client-name=percepnet-self-test", *_pacat_args(server)],
-            input=data.tobytes(), capture_output=True, timeout=timeout_s + 2.0)
+            input=data.tobytes(), capture_output=True, timeout=timeout_s + 2.0, env=child_env())
         if proc.returncode != 0:
             raise RuntimeError(f"pacat --playback exited {proc.returncode}: "
                                f"{proc.stderr.decode(errors='replace').strip()}")
@@ -683,7 +679,7 @@ class KeepAlive:
                          "--channels=1", f"--latency-msec={self.latency_ms}",
                          f"--client-name={_KEEP_ALIVE_CLIENT}", *_pacat_args(self.server)],
                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL)
+                        stderr=subprocess.DEVNULL, env=child_env())
                 else:
                     import sounddevice as sd
 
@@ -704,9 +700,8 @@ class KeepAlive:
         """Once our reader is connected, kick the sink (:func:`kick_sink`) so the reader's
         low latency applies now rather than after the sink's next 2 s sleep."""
         try:
-            pulsectl = _pulsectl()
             server = self.server or os.environ.get("PULSE_SERVER")
-            with pulsectl.Pulse(_CLIENT_NAME, server=server) as pulse:
+            with pulse_client(_CLIENT_NAME, server) as pulse:
                 deadline = time.monotonic() + wait_s
                 while time.monotonic() < deadline:
                     # the pacat child is connected when its record stream is listed (the

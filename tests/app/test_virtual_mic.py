@@ -333,6 +333,43 @@ def test_keep_alive_makes_the_sink_run_in_real_time(mic, pulse_server, method):
     assert not ka.running
 
 
+def test_keep_alive_spawned_during_a_routed_open_carries_no_routing(mic, pulse_server):
+    """The bug behind the endless "moving the stream back" loop on PipeWire: the keep-alive
+    child, spawned while another thread had our stream token in PULSE_PROP for a stream
+    open, inherited it. Children now get the environment without routing variables, read
+    under the routing lock."""
+    from percepnet.app.devices import routed_env
+
+    assert mic.ensure().present
+    token = "percepnet.stream=test-token-123"
+    spawned = threading.Event()
+    result: dict = {}
+
+    def spawn_from_another_thread():
+        result["ka"] = mic.keep_alive(method="pacat")
+        spawned.set()
+
+    with routed_env({"PULSE_PROP": f"application.name=PercepNet {token}",
+                     "PULSE_SINK": "nowhere"}):
+        t = threading.Thread(target=spawn_from_another_thread)
+        t.start()
+        time.sleep(0.3)  # the spawn waits for the routing lock: it cannot see these
+    t.join(10)
+    assert spawned.is_set()
+    ka = result["ka"]
+    try:
+        deadline = time.monotonic() + 5
+        while "percepnet-keep-alive" not in pulse_server.pactl("list", "source-outputs").stdout:
+            assert time.monotonic() < deadline, "the keep-alive reader did not connect"
+            time.sleep(0.05)
+        listing = pulse_server.pactl("list", "source-outputs").stdout
+        assert "test-token-123" not in listing, listing
+        environ = open(f"/proc/{ka._proc.pid}/environ", "rb").read().split(b"\0")
+        assert not any(e.startswith((b"PULSE_PROP", b"PULSE_SINK=")) for e in environ)
+    finally:
+        ka.stop()
+
+
 # --------------------------------------------------------------------------- self-test
 
 def test_self_test_passes_and_detects_a_muted_microphone(mic, pulse_server):
