@@ -11,7 +11,7 @@ def rng() -> np.random.Generator:
 
 
 @pytest.fixture(scope="session")
-def pulse_server(tmp_path_factory):
+def pulseaudio_session(tmp_path_factory):
     """One real, isolated PulseAudio server for the session (``tests/pulse_server.py``).
 
     Tests that load modules unload them again; tests that restart the server leave it up.
@@ -22,3 +22,34 @@ def pulse_server(tmp_path_factory):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def pulse_server(pulseaudio_session):
+    """The PulseAudio server, for tests that are about PulseAudio alone. A test module that
+    runs on both servers overrides this name with :func:`sound_server`."""
+    return pulseaudio_session
+
+
+@pytest.fixture(scope="session")
+def pipewire_session(tmp_path_factory):
+    """One real, isolated PipeWire session (pipewire + wireplumber + pipewire-pulse on a
+    private D-Bus; ``tests/pipewire_server.py``), started on first use. It points this
+    process at itself only inside :func:`sound_server`."""
+    from pipewire_server import PipeWireServer
+
+    server = PipeWireServer(tmp_path_factory.mktemp("pipewire"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["pulseaudio", "pipewire"])
+def sound_server(request):
+    """The test runs once on PulseAudio and once on PipeWire (through pipewire-pulse, what
+    current desktops run); this process and its children talk to that server meanwhile."""
+    server = request.getfixturevalue(f"{request.param}_session")
+    with server.active():
+        name = server.pactl("info").stdout
+        assert ("PipeWire" in name) == (request.param == "pipewire"), name
+        yield server

@@ -1,6 +1,6 @@
 """A real, isolated PulseAudio server for tests (no sound card, no systemd, no D-Bus).
 
-Recipe from ``shared/stack-notes.md`` section 2: everything under one scratch directory, the
+Recipe in ``docs/sound-servers.md``: everything under one scratch directory, the
 daemon started with ``-n`` and a minimal script, stopped through its pid file. Nothing is
 written to the real ``$HOME``.
 
@@ -16,7 +16,9 @@ import shutil
 import signal
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 __all__ = ["PulseServer", "PulseServerError"]
 
@@ -33,7 +35,9 @@ set-default-sink pn_test_dummy
 """
 
 _ENV_KEYS = ("XDG_RUNTIME_DIR", "PULSE_SERVER", "PULSE_CONFIG", "PULSE_RUNTIME_PATH",
-             "PULSE_STATE_PATH", "PULSE_COOKIE", "PULSE_SINK", "PULSE_SOURCE")
+             "PULSE_STATE_PATH", "PULSE_COOKIE", "PULSE_SINK", "PULSE_SOURCE",
+             "PIPEWIRE_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME",
+             "DBUS_SESSION_BUS_ADDRESS")
 
 
 class PulseServerError(RuntimeError):
@@ -42,6 +46,8 @@ class PulseServerError(RuntimeError):
 
 class PulseServer:
     """Start/stop an isolated PulseAudio daemon under ``base``; ``env`` is what clients need."""
+
+    kind = "pulseaudio"
 
     def __init__(self, base: str | Path) -> None:
         self.base = Path(base)
@@ -172,6 +178,26 @@ class PulseServer:
         except OSError:
             return "(no log)"
         return " | ".join(lines[-n:])
+
+    @contextmanager
+    def active(self) -> Iterator["PulseServer"]:
+        """Point this process (and its children) at this server for a while, then back at
+        whatever it pointed at (two servers can run side by side in one test session)."""
+        saved = {k: os.environ.get(k) for k in _ENV_KEYS}
+        for k in ("PULSE_SERVER", "PULSE_SINK", "PULSE_SOURCE", "PULSE_COOKIE", "PULSE_CONFIG",
+                  "PULSE_RUNTIME_PATH", "PULSE_STATE_PATH", "PIPEWIRE_RUNTIME_DIR",
+                  "DBUS_SESSION_BUS_ADDRESS"):
+            if k not in self.env:
+                os.environ.pop(k, None)
+        os.environ.update(self.env)
+        try:
+            yield self
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
     def _apply_env(self) -> None:
         for k in _ENV_KEYS:
