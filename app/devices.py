@@ -22,6 +22,11 @@ __all__ = ["Device", "list_devices", "has_microphone", "has_output", "OWN_NAMES"
 
 log = logging.getLogger("percepnet.devices")
 
+#: ``input_device`` value selecting the bundled, looped demo clip instead of a microphone.
+DEMO_DEVICE = "demo"
+#: ``output_device`` value for "no sound card": a thread paces the engine in real time.
+NULL_DEVICE = "null"
+
 #: sources/sinks created by our virtual microphone: never offered as input or output
 OWN_NAMES = ("percepnet_mic", "percepnet_mic_sink")
 
@@ -91,7 +96,7 @@ class Device:
 
 def _pulse_devices(timeout_s: float = 1.0) -> list[Device] | None:
     try:
-        import pulsectl
+        import pulsectl  # noqa: F401 - an ImportError means no server support at all
     except ImportError:
         return None
     try:
@@ -164,8 +169,6 @@ def default_devices() -> tuple[str, str]:
     """(input, output) device ids the system uses when none is chosen: the sound server's
     default source and sink when a server answers, else PortAudio's defaults ("" unknown)."""
     try:
-        import pulsectl
-
         with pulse_client("percepnet-devices", timeout_s=1.0) as pulse:
             info = pulse.server_info()
             return info.default_source_name or "", info.default_sink_name or ""
@@ -187,8 +190,6 @@ def default_devices() -> tuple[str, str]:
 
 def special_devices() -> dict[str, tuple[str, str]]:
     """kind -> (name, what it does) of the device names that are not hardware."""
-    from .engine import DEMO_DEVICE, NULL_DEVICE
-
     return {"input": (DEMO_DEVICE, "the bundled demo clip (noisy speech, looped)"),
             "output": (NULL_DEVICE, f"no playback (with the {DEMO_DEVICE} input only: the "
                                     "clip is processed in real time, not heard)")}

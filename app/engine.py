@@ -38,7 +38,7 @@ from percepnet.dsp.denoiser import Denoiser, FrameInfo
 from percepnet.dsp.pitch import VOICING_THRESHOLD
 from percepnet.dsp.spectrum import SPECTRUM_FLOOR_DB, log_spectrum_db, make_spectrum_state
 
-from .devices import pulse_client, routed_env
+from .devices import DEMO_DEVICE, NULL_DEVICE, pulse_client, routed_env  # noqa: F401
 from .settings import STAGE_PARAMS, or_defaults
 from .telemetry import SCALAR_FIELDS, Telemetry
 
@@ -49,10 +49,6 @@ log = logging.getLogger("percepnet.engine")
 
 #: The engine's native block: one 10 ms hop at 48 kHz.
 BLOCK_SIZE = HOP_SIZE
-#: ``input_device`` value selecting the bundled, looped demo clip instead of a microphone.
-DEMO_DEVICE = "demo"
-#: ``output_device`` value for "no sound card": a thread paces the engine in real time.
-NULL_DEVICE = "null"
 #: Most blocks a callback may bring (PortAudio may deliver more than asked for).
 MAX_BLOCK = 8192
 #: Callback-duration history for p50/p99: 1000 callbacks = 10 s at 10 ms blocks.

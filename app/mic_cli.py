@@ -51,7 +51,7 @@ def run(args: argparse.Namespace, mic: Any = None) -> int:
         print("percepnet mic: choose an action: status, self-test or remove", file=sys.stderr)
         return EXIT_USAGE
     if mic is None:
-        from percepnet.app.virtual_mic import get_backend
+        from percepnet.app.mic_backends import get_backend
 
         mic = get_backend()  # status/self-test/remove never create, so nothing to undo
     if action == "status":

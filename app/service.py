@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     speakers = settings.output_device  # "listen to myself" plays here in virtual-mic mode
     if settings.virtual_mic:
         try:
-            from .virtual_mic import get_backend
+            from .mic_backends import get_backend
         except ImportError as exc:
             log.error("virtual microphone unavailable: %s", exc)
         else:

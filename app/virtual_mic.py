@@ -15,7 +15,7 @@ Microphone". Every back-end implements :class:`VirtualMic`:
 - :meth:`VirtualMic.start_supervision` keeps it alive (Linux: recreated after a sound-server
   restart).
 
-Back-ends (:func:`get_backend` picks one by platform):
+Back-ends (:func:`percepnet.app.mic_backends.get_backend` picks one by platform):
 
 - Linux, PulseAudio or PipeWire through its pulse server: ``virtual_mic_pulse.PulseVirtualMic``,
   a null sink ``percepnet_mic_sink`` plus a ``module-remap-source`` ``percepnet_mic`` over its
@@ -31,7 +31,6 @@ Back-ends (:func:`get_backend` picks one by platform):
 from __future__ import annotations
 
 import abc
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -39,7 +38,7 @@ import numpy as np
 
 __all__ = [
     "MIC_DESCRIPTION", "SINK_NAME", "SOURCE_NAME", "TONE_FREQ_HZ", "TONE_SECONDS",
-    "MicStatus", "SelfTestResult", "VirtualMic", "get_backend", "preferred_stream_device",
+    "MicStatus", "SelfTestResult", "VirtualMic", "preferred_stream_device",
     "make_tone", "analyse_tone",
 ]
 
@@ -193,28 +192,6 @@ class VirtualMic(abc.ABC):
                           on_change: Callable[[MicStatus], None] | None = None) -> Any:
         """Keep the device alive in a background thread; returns an object with ``stop()``."""
         return _NoSupervision()
-
-
-# --------------------------------------------------------------------------- selection
-
-def get_backend(platform: str | None = None, **kwargs: Any) -> VirtualMic:
-    """The back-end for ``platform`` (default ``sys.platform``).
-
-    Linux (and other Unix) → PulseAudio/PipeWire; ``darwin`` → BlackHole; ``win32`` →
-    VB-Cable. ``kwargs`` go to the back-end's constructor.
-    """
-    platform = platform or sys.platform
-    if platform == "darwin":
-        from percepnet.app.virtual_mic_cable import BLACKHOLE, CableVirtualMic
-
-        return CableVirtualMic(BLACKHOLE, **kwargs)
-    if platform.startswith("win"):
-        from percepnet.app.virtual_mic_cable import VB_CABLE, CableVirtualMic
-
-        return CableVirtualMic(VB_CABLE, **kwargs)
-    from percepnet.app.virtual_mic_pulse import PulseVirtualMic
-
-    return PulseVirtualMic(**kwargs)
 
 
 def _has_io(dev: Mapping[str, Any]) -> bool:

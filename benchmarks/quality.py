@@ -414,7 +414,7 @@ def main(argv: list[str] | None = None) -> str:
         print(f"UNAVAILABLE {label}: {reason}", file=sys.stderr)
     systems = ["noisy", "ours", "oracle"] + [p.name for p in peers]
 
-    from training.sources import load_corpus
+    from training.corpus import load_corpus
 
     corpus = load_corpus("val")
     rows: list[dict] = []

@@ -43,7 +43,8 @@ from percepnet.dsp.constants import HOP_SIZE
 from percepnet.dsp.features import compute_features_and_targets
 
 from .cleanup import CLEANER
-from .sources import RATE, TTS_PREFIX, Clip, Corpus, load48, load_corpus, trim_silence
+from .corpus import load_corpus
+from .sources import RATE, TTS_PREFIX, Clip, Corpus, load48, trim_silence
 
 SPLIT_IDS = {"train": 0, "val": 1}
 NOISE_WEIGHTS = {"recorded": 3.0, "typing": 1.0, "music": 1.0, "white": 0.5, "pink": 1.0,

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import glob
-import hashlib
 import json
 import os
 import subprocess
@@ -293,38 +292,3 @@ def build_manifest(music: bool = False, workers: int = 2) -> dict:
     tmp.replace(path)
     return manifest
 
-
-def load_corpus(split: str, music: bool = False, tts_per_voice: int = 0,
-                cleaned: bool = False) -> Corpus:
-    """The corpus of one split ("train" or "val") from the cached manifest; with
-    ``tts_per_voice`` > 0 the training split also gets the text-to-speech voices of
-    ``training.tts`` (that many utterances each; babble stays real speech). ``cleaned``:
-    the training split's tuxpaint clips are replaced by their cleaned copies
-    (``training.cleanup``, built on first use); the validation split is never cleaned."""
-    if split not in ("train", "val"):
-        raise ValueError(split)
-    m = build_manifest(music=music)
-    # prompts shorter than 0.2 s (a few asterisk beeps/empty files) carry no speech
-    speech = [Clip(**c) for c in m["speech"] if c["duration"] >= 0.2]
-    noises = [Clip(**c) for c in m["noises"] if c["split"] == split]
-    # music and key one-shots are split by file hash too
-    music_files = [f for f in m["music"] if _split_of_noise(Path(f).name) == split]
-    clips = [c for c in speech if c.split == split]
-    babble = [c for c in speech if c.split == "train"]
-    if cleaned and split == "train":
-        from training.cleanup import apply_cleaned, clean_tuxpaint
-
-        mapping = clean_tuxpaint(speech, progress=True)["map"]
-        clips, babble = apply_cleaned(clips, mapping), apply_cleaned(babble, mapping)
-    if tts_per_voice > 0 and split == "train":
-        from training.tts import build_tts
-
-        clips += [Clip(**c) for c in build_tts(per_voice=tts_per_voice)]
-    return Corpus(split, clips, noises, list(m["keys"]), music_files, babble)
-
-
-def manifest_digest(corpus: Corpus) -> str:
-    h = hashlib.sha1()
-    for c in corpus.speech:
-        h.update(c.path.encode())
-    return h.hexdigest()[:12]

@@ -2,7 +2,7 @@
 back-end runs in a worker thread (they talk to the sound server and the self-test plays a
 0.5 s tone), results come back through queued Qt signals.
 
-The back-end (``percepnet.app.virtual_mic.get_backend()``) is optional: when the module is
+The back-end (``percepnet.app.mic_backends.get_backend()``) is optional: when the module is
 missing, or creating the back-end fails, the controller reports "unavailable" and the
 window disables its controls.
 """
@@ -23,10 +23,10 @@ log = logging.getLogger("percepnet.ui")
 def load_backend() -> tuple[Any | None, str]:
     """(back-end, "") or (None, why it is unavailable)."""
     try:
-        from percepnet.app import virtual_mic
+        from percepnet.app import mic_backends
     except Exception as exc:  # noqa: BLE001 - ImportError or a broken module alike
         return None, f"module not available ({type(exc).__name__}: {exc})"
-    get_backend = getattr(virtual_mic, "get_backend", None)
+    get_backend = getattr(mic_backends, "get_backend", None)
     if get_backend is None:
         return None, "module has no get_backend()"
     try:

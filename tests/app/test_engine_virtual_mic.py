@@ -14,7 +14,7 @@ from live_audio import RATE, noisy_speech, segment_match, start_silence_feeder, 
 from percepnet.app.settings import stage_defaults
 from percepnet.app.engine import Engine
 from percepnet.app.models import default_model_name, load_model
-from percepnet.app.virtual_mic import get_backend
+from percepnet.app.mic_backends import get_backend
 from percepnet.dsp.constants import ALGORITHMIC_DELAY_SAMPLES
 from percepnet.dsp.denoiser import Denoiser
 

@@ -267,7 +267,7 @@ def test_stale_or_half_built_chain_is_rebuilt(mic, pulse_server, case):
 
 CHILD = textwrap.dedent("""
     import sys, time
-    from percepnet.app.virtual_mic import get_backend
+    from percepnet.app.mic_backends import get_backend
     mic = get_backend()
     st = mic.ensure()
     if sys.argv[1] == "supervise":

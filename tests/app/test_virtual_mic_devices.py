@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from percepnet.app.mic_backends import get_backend
 from percepnet.app.virtual_mic import (
-    TONE_FREQ_HZ, analyse_tone, get_backend, make_tone, preferred_stream_device,
+    TONE_FREQ_HZ, analyse_tone, make_tone, preferred_stream_device,
 )
 from percepnet.app.virtual_mic_cable import (
     BLACKHOLE, VB_CABLE, CableVirtualMic, find_cable,

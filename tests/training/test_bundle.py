@@ -14,8 +14,8 @@ import pytest
 from audio_fixtures import FIXTURES
 
 from training import bundle
-from training.sources import (BASE_PACKAGES, EXTRA_SPEECH, MANIFEST_VERSION, load48,
-                              load_corpus)
+from training.corpus import load_corpus
+from training.sources import BASE_PACKAGES, EXTRA_SPEECH, MANIFEST_VERSION, load48
 
 STAMPS = "usr/share/tuxpaint/stamps"
 

@@ -177,9 +177,9 @@ def test_virtual_mic_unavailable_is_handled(make_window, fake_engine, monkeypatc
 
     import percepnet.app
 
-    monkeypatch.setitem(sys.modules, "percepnet.app.virtual_mic", None)  # import fails
+    monkeypatch.setitem(sys.modules, "percepnet.app.mic_backends", None)  # import fails
     # an earlier test may have imported it: the package attribute would still resolve
-    monkeypatch.delattr(percepnet.app, "virtual_mic", raising=False)
+    monkeypatch.delattr(percepnet.app, "mic_backends", raising=False)
     backend, reason = load_backend()
     assert backend is None and "not available" in reason
     w = make_window(fake_engine, vmic=VirtualMicController())
