@@ -117,21 +117,29 @@ class EngineCore:
     def __init__(self, model=None, *, atten_limit_db: float | None = None,
                  suppression: bool | None = None, use_comb: bool | None = None,
                  use_postfilter: bool | None = None, use_decay_cap: bool | None = None,
-                 telemetry: Telemetry | None = None) -> None:
-        """Controls left as None take the product default (``settings.PARAMS``)."""
+                 telemetry: Telemetry | None = None,
+                 prepare_in_background: bool = False) -> None:
+        """Controls left as None take the product default (``settings.PARAMS``).
+
+        ``prepare_in_background``: build the Denoiser and compile its kernels on a worker
+        thread (about 30 s on an empty numba cache, 1-2 s from the cache) while
+        :meth:`process_block` already passes the input through, delayed by the suppressor's
+        40 ms so the switch-over keeps the timing; :attr:`ready` turns True when the
+        suppressor takes over (one reference assignment: the callback takes no lock)."""
         atten_limit_db, suppression, use_comb, use_postfilter, use_decay_cap = or_defaults(
             atten_limit_db=atten_limit_db, suppression=suppression, use_comb=use_comb,
             use_postfilter=use_postfilter, use_decay_cap=use_decay_cap)
         self.telemetry = telemetry or Telemetry()
         self.denoiser: Denoiser | None = None
-        if model is not None:
-            self.denoiser = Denoiser(model, atten_limit_db=atten_limit_db, use_comb=use_comb,
-                                     use_postfilter=use_postfilter,
-                                     use_decay_cap=use_decay_cap, on_frame=self._on_frame)
+        self._model = model
+        self._controls = {"atten_limit_db": atten_limit_db, "use_comb": use_comb,
+                          "use_postfilter": use_postfilter, "use_decay_cap": use_decay_cap}
         self.model_name = getattr(model, "name", None) or "none (pass-through)"
         self._suppression = suppression
-        if self.denoiser is not None:
-            self.denoiser.bypass = not suppression
+        #: False while the suppressor is being prepared (the input passes through, aligned)
+        self.ready = True
+        #: why preparing failed ("" when it did not): the input then keeps passing through
+        self.prepare_error = ""
         self.output_gain = 1.0
         # preallocated work buffers
         self._in = np.zeros(MAX_BLOCK)
@@ -140,6 +148,8 @@ class EngineCore:
         self._hist_out = np.zeros(WINDOW_SIZE + MAX_BLOCK)
         self._hist_out_view = np.zeros(WINDOW_SIZE)
         self._delay_line = np.zeros(ALGORITHMIC_DELAY_SAMPLES + MAX_BLOCK)
+        self._raw_delayed = np.zeros(MAX_BLOCK)
+        self._raw_line = np.zeros(ALGORITHMIC_DELAY_SAMPLES + MAX_BLOCK)
         self._pos_in = 0
         self._pos_out = 0
         self._since_spec = 0
@@ -155,7 +165,60 @@ class EngineCore:
         self.last_error = ""
         self.callback_s = np.zeros(TIMING_HISTORY)
         self.processing_s_total = 0.0
-        self._warm_up()
+        self._prepare_thread: threading.Thread | None = None
+        if model is None:
+            self._warm_up()
+        elif prepare_in_background:
+            self.ready = False
+            self._prepare_thread = threading.Thread(target=self._prepare, daemon=True,
+                                                    name="percepnet-prepare")
+            self._prepare_thread.start()
+        else:
+            self.denoiser = self._new_denoiser()
+            self._warm_up()
+
+    def _new_denoiser(self) -> Denoiser:
+        den = Denoiser(self._model, on_frame=self._on_frame, **self._controls)
+        den.bypass = not self._suppression
+        return den
+
+    def _prepare(self) -> None:
+        """Worker thread: build and compile the suppressor on scratch buffers (the callback
+        never sees them), then hand it over."""
+        try:
+            den = self._new_denoiser()
+            rng = np.random.default_rng(0)
+            block = (1e-3 * rng.standard_normal((BLOCK_SIZE, 1))).astype(np.float32)
+            out = np.zeros((BLOCK_SIZE, 1), dtype=np.float32)
+            x, y = np.zeros(BLOCK_SIZE), np.zeros(BLOCK_SIZE)
+            hist, view, row = np.zeros(WINDOW_SIZE * 2), np.zeros(WINDOW_SIZE), np.zeros(N_BINS)
+            for _ in range(3):
+                mixdown(block, x)
+                den.process(x, out=y)
+                fan_out(y, out, 1.0)
+                peak_abs(x)
+                ring_write(hist, 0, x)
+                log_spectrum_db(make_spectrum_state(), view, 0, row)
+            den.reset()
+            for name, value in self._controls.items():  # what changed meanwhile
+                setattr(den, name, value)
+            den.bypass = not self._suppression
+            tel = self.telemetry
+            for ring in (tel.gains, tel.strengths, tel.bands_in, tel.bands_out):
+                ring.written[0] = 0
+        except Exception as exc:  # noqa: BLE001 - keep passing through, and say why
+            self.prepare_error = f"{type(exc).__name__}: {exc}"
+            log.error("the suppressor could not be prepared: %s", self.prepare_error)
+            return
+        self.denoiser = den  # the hand-over: one reference assignment
+        self.ready = True
+
+    def wait_ready(self, timeout_s: float | None = None) -> bool:
+        """Block (not on the audio thread) until the suppressor is prepared; True if ready."""
+        t = self._prepare_thread
+        if t is not None:
+            t.join(timeout_s)
+        return self.ready
 
     def _warm_up(self) -> None:
         """Compile (or load from the numba cache) every kernel the callback uses, here on
@@ -168,6 +231,7 @@ class EngineCore:
         if self.denoiser is not None:
             self.denoiser.reset()
         self._delay_line[:] = 0.0
+        self._raw_line[:] = 0.0
         self._hist_in[:] = 0.0
         self._hist_out[:] = 0.0
         self._pos_in = self._pos_out = self._since_spec = 0
@@ -188,26 +252,37 @@ class EngineCore:
     @suppression.setter
     def suppression(self, on: bool) -> None:
         self._suppression = bool(on)
-        if self.denoiser is not None:
-            self.denoiser.bypass = not self._suppression  # crossfaded inside the Denoiser
+        den = self.denoiser
+        if den is not None:
+            den.bypass = not self._suppression  # crossfaded inside the Denoiser
 
     @property
     def atten_limit_db(self) -> float:
-        return self.denoiser.atten_limit_db if self.denoiser is not None else 0.0
+        den = self.denoiser
+        if den is not None:
+            return den.atten_limit_db
+        return float(self._controls["atten_limit_db"]) if self._model is not None else 0.0
 
     @atten_limit_db.setter
     def atten_limit_db(self, value: float) -> None:
-        if self.denoiser is not None:
-            self.denoiser.atten_limit_db = value
+        self._controls["atten_limit_db"] = value
+        den = self.denoiser
+        if den is not None:
+            den.atten_limit_db = value
 
     def set_stage(self, name: str, on: bool) -> None:
         if name not in STAGE_PARAMS:
             raise ValueError(f"unknown stage {name!r}")
-        if self.denoiser is not None:
-            setattr(self.denoiser, name, bool(on))
+        self._controls[name] = bool(on)
+        den = self.denoiser
+        if den is not None:
+            setattr(den, name, bool(on))
 
     def stage(self, name: str) -> bool:
-        return bool(getattr(self.denoiser, name, False)) if self.denoiser is not None else False
+        den = self.denoiser
+        if den is not None:
+            return bool(getattr(den, name, False))
+        return bool(self._controls.get(name, False)) if self._model is not None else False
 
     # ------------------------------------------------------------------ processing
     def process_block(self, indata: np.ndarray, outdata: np.ndarray) -> None:
@@ -227,8 +302,40 @@ class EngineCore:
             return
         x = self._in[:n]
         y = self._out[:n]
+        if not self.ready:  # the suppressor is being prepared: pass through, aligned
+            self._pass_through_preparing(indata, outdata, x, y)
+        else:
+            self._process(indata, outdata, x, y)
+        dt = time.perf_counter() - t0
+        self.callback_s[self.blocks % TIMING_HISTORY] = dt
+        self.processing_s_total += dt
+        self.blocks += 1
+        self.samples += n
+
+    def _pass_through_preparing(self, indata, outdata, x, y) -> None:
+        """The input delayed by 40 ms with plain numpy (no kernel that may still need
+        compiling; no allocation: in-place ops and views only)."""
+        try:
+            k = indata.shape[1]
+            x[:] = indata[:, 0]
+            for c in range(1, k):
+                x += indata[:, c]
+            if k > 1:
+                x *= 1.0 / k
+            np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+            self._pass_delayed(x, y)
+            outdata[:] = y[:, None]
+        except Exception as exc:  # noqa: BLE001 - the audio path must never go silent
+            self.errors += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            outdata[:] = 0.0
+
+    def _process(self, indata, outdata, x, y) -> None:
+        raw = self._raw_delayed[:x.shape[0]]
         try:
             self.nonfinite_samples += mixdown(indata, x)
+            # the input 40 ms late, kept current every block: what an error passes through
+            self._pass_delayed(x, raw, self._raw_line)
             if self.denoiser is not None:
                 self.denoiser.process(x, out=y)
             else:
@@ -238,21 +345,17 @@ class EngineCore:
         except Exception as exc:  # noqa: BLE001 - the audio path must never go silent
             self.errors += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
-            try:
-                fan_out(x, outdata, 1.0)
+            try:  # the input, aligned with what the suppressor outputs (40 ms)
+                outdata[:] = raw[:, None]
             except Exception:  # noqa: BLE001
                 outdata[:] = 0.0
-        dt = time.perf_counter() - t0
-        self.callback_s[self.blocks % TIMING_HISTORY] = dt
-        self.processing_s_total += dt
-        self.blocks += 1
-        self.samples += n
 
-    def _pass_delayed(self, x: np.ndarray, y: np.ndarray) -> None:
-        # No model: the input, delayed like the Denoiser's output (40 ms).
+    def _pass_delayed(self, x: np.ndarray, y: np.ndarray, line: np.ndarray | None = None) -> None:
+        # The input, delayed like the Denoiser's output (40 ms), through ``line`` (default:
+        # the pass-through's own delay line).
         d = ALGORITHMIC_DELAY_SAMPLES
         n = x.shape[0]
-        line = self._delay_line
+        line = self._delay_line if line is None else line
         line[d:d + n] = x
         y[:] = line[:n]
         line[:d] = line[n:n + d]
@@ -370,6 +473,9 @@ class Diagnostics:
     #: chosen devices that are missing, so the sound server's default plays their part:
     #: "", "input", "output" or "input and output"
     fallback: str = ""
+    #: False while the suppressor is being prepared (first start: its kernels compile in
+    #: the background and the input passes through, aligned)
+    suppressor_ready: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -382,7 +488,10 @@ class Diagnostics:
         return max(self.cpu_load, self.model_rtf)
 
     def status_line(self) -> str:
-        return (f"{self.state}: in={self.input_device or 'default'} "
+        state = self.state
+        if state == "running" and not self.suppressor_ready:
+            state = "running (preparing the suppressor, first start only: passing through)"
+        return (f"{state}: in={self.input_device or 'default'} "
                 f"out={self.output_device or 'default'} "
                 f"suppression={'on' if self.suppression else 'off'} "
                 f"limit={self.atten_limit_db:g}dB latency={self.latency_ms:.0f}ms "
@@ -414,11 +523,13 @@ class Engine:
                  use_comb: bool | None = None, use_postfilter: bool | None = None,
                  use_decay_cap: bool | None = None, latency_ms: float | None = None,
                  telemetry: Telemetry | None = None,
-                 on_status: Callable[[Diagnostics], None] | None = None) -> None:
+                 on_status: Callable[[Diagnostics], None] | None = None,
+                 prepare_in_background: bool = False) -> None:
         (latency_ms,) = or_defaults(latency_ms=latency_ms)
         self.core = EngineCore(model, atten_limit_db=atten_limit_db, suppression=suppression,
                                use_comb=use_comb, use_postfilter=use_postfilter,
-                               use_decay_cap=use_decay_cap, telemetry=telemetry)
+                               use_decay_cap=use_decay_cap, telemetry=telemetry,
+                               prepare_in_background=prepare_in_background)
         self.input_device = input_device
         self.output_device = output_device
         self.latency_ms = latency_ms
@@ -995,7 +1106,8 @@ class Engine:
             callback_p50_ms=p50, callback_p99_ms=p99, cpu_load=cpu,
             latency_ms=1000.0 * io + ALGORITHMIC_DELAY_MS,
             device_latency_ms=(1000.0 * dev_lat[0], 1000.0 * dev_lat[1]), model_rtf=rtf,
-            insufficient_resources=insufficient, errors=core.errors, last_error=core.last_error,
+            insufficient_resources=insufficient, errors=core.errors,
+            last_error=core.last_error or core.prepare_error, suppressor_ready=core.ready,
             restarts=self.restarts,
             uptime_s=time.monotonic() - self._started_at if self._started_at else 0.0,
             frames=core.blocks, warnings=list(self.warnings),

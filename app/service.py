@@ -82,7 +82,9 @@ def build_engine(settings: Settings, *, on_status=None, telemetry=None, demo_rea
                     atten_limit_db=settings.atten_limit_db, suppression=settings.suppression,
                     use_comb=settings.use_comb, use_postfilter=settings.use_postfilter,
                     use_decay_cap=settings.use_decay_cap, latency_ms=settings.latency_ms,
-                    on_status=on_status, telemetry=telemetry)
+                    on_status=on_status, telemetry=telemetry,
+                    # first start: audio flows at once, the kernels compile meanwhile
+                    prepare_in_background=True)
     return engine, notes
 
 

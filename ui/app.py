@@ -90,7 +90,15 @@ def run_gui(args: argparse.Namespace) -> int:
 
     result = {"rc": 0}
     if self_test is not None:
+        waited = {"s": 0.0}
+
         def finish() -> None:
+            # on a first start the kernels compile in the background (up to ~60 s on 2
+            # cores): the self-test measures the prepared suppressor, so it waits for it
+            if not engine.core.ready and not engine.core.prepare_error and waited["s"] < 180:
+                waited["s"] += 0.5
+                QTimer.singleShot(500, finish)
+                return
             ok, lines = self_test_report(window, engine)
             for line in lines:
                 print(line, flush=True)
