@@ -64,6 +64,14 @@ SHORTCUTS = (
 _PITCH = Telemetry.field("pitch_hz")
 _IN_DB = Telemetry.field("input_db")
 _OUT_DB = Telemetry.field("output_db")
+_VOICING = Telemetry.field("voicing")
+_SILENT = Telemetry.field("silent")
+_BYPASS = Telemetry.field("bypass")
+#: frames the pitch tracker finds unvoiced below this voicing count as noise for the
+#: "noise removed" readout (speech pauses, the noise between words)
+NOISE_FRAME_MAX_VOICING = 0.3
+#: the readout is the median over the last this many noise frames (about 5 s of pauses)
+NOISE_READOUT_FRAMES = 500
 
 _INPUT_LABELS = {"": "System default microphone", DEMO_DEVICE: "Demo clip (noisy speech, looped)"}
 _OUTPUT_LABELS = {"": "System default output", NULL_DEVICE: "No playback (no output device)"}
@@ -187,7 +195,8 @@ class MainWindow(QMainWindow):
             self.add_banner(f"note{i}", _sentence(note), kind)
         for i, w in enumerate(getattr(settings, "warnings", []) or []):
             self.add_banner(f"settings{i}", _sentence(w), "warning")
-        if not settings.first_run_done:
+        # the hint is about the virtual microphone: only where one can be made
+        if not settings.first_run_done and self.vmic.available:
             self.add_banner("first_run", FIRST_RUN_HINT, "info")
             settings.first_run_done = True
             self._schedule_save()
@@ -293,6 +302,13 @@ class MainWindow(QMainWindow):
         self.output_meter = LevelMeter("out")
         lv.addWidget(self.input_meter)
         lv.addWidget(self.output_meter)
+        self.noise_removed_label = QLabel("noise removed: –")
+        self.noise_removed_label.setToolTip(
+            "How much quieter the output is than the input in the pauses between words "
+            "(unvoiced, non-silent frames), median over the last few seconds of them.")
+        lv.addWidget(self.noise_removed_label)
+        self._noise_db = np.full(NOISE_READOUT_FRAMES, np.nan)
+        self._noise_pos = 0
         lay.addWidget(levels)
         lay.addStretch(1)
 
@@ -429,6 +445,7 @@ class MainWindow(QMainWindow):
         strengths = self._read("strengths")
         self.gain_map.push_rows(gains)
         self.strength_map.push_rows(strengths)
+        self._show_applied()
         if gains.shape[0] or strengths.shape[0]:
             g = gains[-1] if gains.shape[0] else self.bars_view.gains
             s = strengths[-1] if strengths.shape[0] else self.bars_view.strengths
@@ -438,6 +455,7 @@ class MainWindow(QMainWindow):
             self.pitch_view.push_pitch(sc[:, _PITCH])
             self.input_meter.set_level(float(np.max(sc[:, _IN_DB])))
             self.output_meter.set_level(float(np.max(sc[:, _OUT_DB])))
+            self._update_noise_removed(sc)
         drew = False
         if self.isVisible() and not self.isMinimized():
             for v in (self.spec_in, self.spec_out, self.gain_map, self.strength_map,
@@ -449,6 +467,33 @@ class MainWindow(QMainWindow):
         if now - self._fps_t0 >= 1.0:
             self.fps = (self.frames_drawn - self._fps_n0) / (now - self._fps_t0)
             self._fps_t0, self._fps_n0 = now, self.frames_drawn
+
+    def _update_noise_removed(self, sc: np.ndarray) -> None:
+        """The plain "noise removed" figure, in dB, from the frames that carry only noise."""
+        noise = ((sc[:, _VOICING] < NOISE_FRAME_MAX_VOICING) & (sc[:, _SILENT] < 0.5)
+                 & (sc[:, _BYPASS] < 0.5))
+        for d in (sc[noise, _IN_DB] - sc[noise, _OUT_DB]):
+            self._noise_db[self._noise_pos % NOISE_READOUT_FRAMES] = d
+            self._noise_pos += 1
+        if not self.settings.suppression:
+            self.noise_removed_label.setText("noise removed: 0 dB (suppression off)")
+            self._noise_db[:] = np.nan
+            self._noise_pos = 0
+        elif self._noise_pos >= 20:
+            self.noise_removed_label.setText(
+                f"noise removed: {float(np.nanmedian(self._noise_db)):.0f} dB")
+        else:
+            self.noise_removed_label.setText("noise removed: – (waiting for a pause)")
+
+    def _show_applied(self) -> None:
+        """Gains are applied only with suppression on, comb strengths only with the comb
+        filter on as well: what is not applied is drawn as such."""
+        gains_on = bool(self.settings.suppression)
+        comb_on = gains_on and bool(self.settings.use_comb)
+        self.bars_view.set_applied(gains_on, comb_on)
+        self.gain_map.set_not_applied("" if gains_on else "suppression off")
+        self.strength_map.set_not_applied(
+            "" if comb_on else ("suppression off" if not gains_on else "comb filter off"))
 
     # ================================================================== status
     def update_status(self) -> None:
@@ -572,6 +617,20 @@ class MainWindow(QMainWindow):
     def _on_vmic_status(self, text: str, present: bool) -> None:
         self.vmic_label.setText(text)
         self.vmic_label.setStyleSheet("" if present else "color:#8a94a6;")
+        no_server = not present and "server reachable" in text
+        if no_server:  # nothing to restart meeting apps for, nothing the controls can do
+            self.remove_banner("first_run")
+            reason = "No sound server (PulseAudio/PipeWire) is reachable."
+            for w in (self.vmic_check, self.monitor_check, self.self_test_button):
+                w.setEnabled(False)
+                w.setToolTip(reason)
+        elif self.vmic.available and not self.vmic_check.isEnabled():
+            self.vmic_check.setEnabled(True)
+            self.vmic_check.setToolTip(PARAMS["virtual_mic"].help)
+            self.monitor_check.setEnabled(self.settings.virtual_mic)
+            self.monitor_check.setToolTip(PARAMS["monitor"].help)
+            self.self_test_button.setEnabled(True)
+            self.self_test_button.setToolTip("")
 
     def _on_vmic_busy(self, busy: bool) -> None:
         self.self_test_button.setEnabled(self.vmic.available and not busy)

@@ -13,6 +13,8 @@ INPUT_COLOR = "#8a94a6"
 OUTPUT_COLOR = "#4cc38a"
 GAIN_COLOR = "#4cc38a"
 STRENGTH_COLOR = "#e0a84a"
+#: what the chain computes but does not apply (comb filter off, suppression off)
+NOT_APPLIED_COLOR = "#5a606b"
 PITCH_COLOR = "#f0c04a"
 
 _FALLBACK_STOPS = {

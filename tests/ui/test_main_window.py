@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import threading
 
+import numpy as np
+
 from PyQt6.QtCore import Qt
 from PyQt6.QtTest import QTest
 
 from percepnet.app.devices import Device
 from percepnet.app.engine import DEMO_DEVICE, NULL_DEVICE
 from percepnet.app.settings import PARAMS, Settings
+from percepnet.app.telemetry import SCALAR_FIELDS, Telemetry
 from percepnet.ui.main_window import FIRST_RUN_HINT, VIEW_FPS
 from percepnet.ui.virtual_mic_panel import VirtualMicController, load_backend
 
@@ -83,10 +86,11 @@ def test_status_bar_shows_diagnostics(make_window, fake_engine):
 
 
 def test_settings_are_saved_debounced_and_first_run_hint(make_window, fake_engine, tmp_path,
-                                                         qtbot):
+                                                         qtbot, fakes):
     path = tmp_path / "cfg.json"
     s = Settings(path=path)  # first run: first_run_done is False
-    w = make_window(fake_engine, settings=s, persist=True)
+    w = make_window(fake_engine, settings=s, persist=True,
+                    vmic=VirtualMicController(fakes.VirtualMic(), autoload=False))
     assert FIRST_RUN_HINT in w.visible_banner_texts()
     assert FIRST_RUN_HINT == "Meeting apps must be restarted to see “PercepNet Microphone”."
     w.atten_slider.slider.setValue(40)
@@ -231,3 +235,67 @@ def test_start_minimized_without_a_tray(make_window, fake_engine):
     assert w.tray is None  # offscreen has no system tray
     w.start_minimized()
     assert w.isMinimized()
+
+
+def test_first_run_hint_only_where_a_virtual_mic_can_be_made(make_window, fake_engine, tmp_path):
+    """No virtual-mic back-end: the "restart meeting apps" hint would be false, so it is not
+    shown (and stays due for a start where it is true)."""
+    s = Settings(path=tmp_path / "cfg.json")
+    w = make_window(fake_engine, settings=s)
+    assert FIRST_RUN_HINT not in w.visible_banner_texts()
+    assert not w.vmic_check.isEnabled() and "unavailable" in w.vmic_check.toolTip()
+    assert s.first_run_done is False
+
+
+def test_no_sound_server_drops_the_hint_and_disables_the_mic_controls(make_window, fake_engine,
+                                                                       tmp_path, fakes):
+    s = Settings(path=tmp_path / "cfg.json")
+    w = make_window(fake_engine, settings=s,
+                    vmic=VirtualMicController(fakes.VirtualMic(), autoload=False))
+    assert FIRST_RUN_HINT in w.visible_banner_texts()
+    w._on_vmic_status("virtual mic: off — no PulseAudio/PipeWire server reachable: refused",
+                      False)
+    assert FIRST_RUN_HINT not in w.visible_banner_texts()
+    for ctl in (w.vmic_check, w.monitor_check, w.self_test_button):
+        assert not ctl.isEnabled() and "No sound server" in ctl.toolTip()
+    w._on_vmic_status("virtual mic: ready (“PercepNet Microphone”)", True)  # server back
+    assert w.vmic_check.isEnabled() and w.self_test_button.isEnabled()
+
+
+def test_views_show_what_is_not_applied(make_window, fake_engine):
+    """Comb strengths are drawn as not applied while the comb filter is off, band gains while
+    suppression is off (the network still computes both)."""
+    w = make_window(fake_engine)
+    w.settings.use_comb = False
+    w.settings.suppression = True
+    w.update_views()
+    assert w.bars_view.gains_applied and not w.bars_view.comb_applied
+    assert "comb strengths (not applied: comb filter off)" in w.bars_view.title
+    assert w.strength_map.not_applied == "comb filter off" and w.gain_map.not_applied == ""
+    w.settings.use_comb = True
+    w.update_views()
+    assert w.bars_view.comb_applied and "not applied" not in w.bars_view.title
+    w.settings.suppression = False
+    w.update_views()
+    assert not w.bars_view.gains_applied and not w.bars_view.comb_applied
+    assert w.gain_map.not_applied == "suppression off"
+    assert "band gains (not applied: suppression off)" in w.bars_view.title
+
+
+def test_noise_removed_readout_from_unvoiced_frames(make_window, fake_engine):
+    """The readout is the median input-output level difference over unvoiced, non-silent
+    frames; voiced frames do not count."""
+    w = make_window(fake_engine)
+    w.settings.suppression = True
+    f = Telemetry.field
+    rows = np.zeros((100, len(SCALAR_FIELDS)), np.float32)
+    rows[:, f("input_db")] = -40.0
+    rows[:50, f("output_db")] = -65.0  # unvoiced: 25 dB removed
+    rows[:50, f("voicing")] = 0.05
+    rows[50:, f("output_db")] = -41.0  # voiced speech: barely touched, not counted
+    rows[50:, f("voicing")] = 0.9
+    w._update_noise_removed(rows)
+    assert w.noise_removed_label.text() == "noise removed: 25 dB"
+    w.settings.suppression = False
+    w._update_noise_removed(rows)
+    assert "suppression off" in w.noise_removed_label.text()
