@@ -22,6 +22,7 @@ from typing import Any, Iterable
 import platformdirs
 
 from percepnet.dsp.denoiser import ATTEN_LIMIT_DB_RANGE
+from percepnet.dsp.stage_defaults import STAGE_DEFAULTS
 
 __all__ = ["Param", "PARAMS", "STAGE_PARAMS", "stage_defaults", "Settings", "SettingsError",
            "config_path", "add_arguments", "apply_arguments", "CONFIG_FILE_NAME"]
@@ -91,15 +92,12 @@ _PARAMS = [
     Param("atten_limit_db", float, 100.0, "maximum attenuation: 0 dB = no suppression, "
           "100 dB = unlimited; lower values keep some background", unit="dB",
           range=ATTEN_LIMIT_DB_RANGE, label="Attenuation limit"),
-    # Off by default: with the shipped model it costs 0.07 PESQ-WB (40 held-out mixtures at
-    # 0-10 dB, weights/README.md); kept for A/B.
-    Param("use_comb", bool, False, "pitch-tracked comb filter (removes noise between voice "
+    # the stage switches' defaults and the measurements behind them: percepnet.dsp.stage_defaults
+    Param("use_comb", bool, STAGE_DEFAULTS["use_comb"], "pitch-tracked comb filter (removes noise between voice "
           "harmonics)", label="Comb filter"),
-    Param("use_postfilter", bool, True, "envelope postfilter (sharpens the gains on speech)",
+    Param("use_postfilter", bool, STAGE_DEFAULTS["use_postfilter"], "envelope postfilter (sharpens the gains on speech)",
           label="Postfilter"),
-    # Off by default: on held-out mixtures it lowers PESQ-WB, STOI and SI-SDR alike (it holds
-    # gains up for ~100 ms after speech, letting noise through; weights/README.md).
-    Param("use_decay_cap", bool, False, "gain-decay cap: a band's gain falls by at most 0.6x "
+    Param("use_decay_cap", bool, STAGE_DEFAULTS["use_decay_cap"], "gain-decay cap: a band's gain falls by at most 0.6x "
           "per 10 ms (smoother release after speech, but noise lingers)", label="Decay cap"),
     Param("input_device", str, "", "input device (microphone); empty = system default",
           label="Input"),
@@ -120,7 +118,7 @@ PARAMS: dict[str, Param] = {p.name: p for p in _PARAMS}
 
 
 #: The DSP stage switches among the parameters (booleans the engine can flip live).
-STAGE_PARAMS = ("use_comb", "use_postfilter", "use_decay_cap")
+STAGE_PARAMS = tuple(STAGE_DEFAULTS)
 
 
 def stage_defaults() -> dict[str, bool]:

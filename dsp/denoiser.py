@@ -13,7 +13,8 @@ between calls from the thread that calls ``process``:
   lim * input + (1 - lim) * processed with lim = 10^(-atten_limit_db / 20);
 - ``bypass``: pass the input through (still delayed by 40 ms, so toggling never jumps in
   time); entering and leaving is a crossfade of ``CROSSFADE_FRAMES`` frames;
-- ``use_comb``, ``use_postfilter``, ``use_decay_cap``: stage switches for A/B listening.
+- ``use_comb``, ``use_postfilter``, ``use_decay_cap``: stage switches for A/B listening;
+  None (the default) takes the product default (``percepnet.dsp.stage_defaults``).
 
 Digital silence (both the frame being output and the look-ahead frame below
 ``SILENCE_ENERGY``) skips the network and leaves its recurrent state as it was.
@@ -192,8 +193,8 @@ class Denoiser(StreamProcessor):
     features and the chain uses the mean of their gains and strengths.
     """
 
-    def __init__(self, model, *, atten_limit_db: float = 100.0, use_comb: bool = True,
-                 use_postfilter: bool = True, use_decay_cap: bool = True,
+    def __init__(self, model, *, atten_limit_db: float = 100.0, use_comb: bool | None = None,
+                 use_postfilter: bool | None = None, use_decay_cap: bool | None = None,
                  use_vnni: bool | None = None,
                  on_frame: Callable[[FrameInfo], None] | None = None) -> None:
         members = tuple(getattr(model, "members", ()) or (model,))

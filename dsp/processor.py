@@ -22,6 +22,7 @@ from numba import njit
 
 from .bands import band_energy, interp_band_gain
 from .comb import mix_pitch
+from .stage_defaults import STAGE_DEFAULTS
 from .constants import (
     ALGORITHMIC_DELAY_SAMPLES,
     BLOCK_DELAY_SAMPLES,
@@ -167,22 +168,25 @@ class StreamProcessor:
     ``use_comb``, ``use_postfilter``, ``postfilter_per_band`` and ``use_decay_cap`` may be
     flipped between calls.
 
+    Stage switches left as None take the product defaults (``percepnet.dsp.stage_defaults``).
     The decay cap (gains fall by at most 0.6 per frame, RT60 about 135 ms) smooths a
-    network's estimates. It is off by default here because the oracle's gains are exact:
-    capping them lets transient noise through (measured on typing noise, oracle PESQ-WB
-    3.65 -> 1.37); the network-driven Denoiser decides for itself.
+    network's estimates; with the oracle's exact gains it lets transient noise through
+    (measured on typing noise, oracle PESQ-WB 3.65 -> 1.37).
     """
 
     delay_samples = ALGORITHMIC_DELAY_SAMPLES
 
-    def __init__(self, source: GainSource | None = None, *, use_comb: bool = True,
-                 use_postfilter: bool = True, postfilter_per_band: bool = False,
-                 use_decay_cap: bool = False) -> None:
+    def __init__(self, source: GainSource | None = None, *, use_comb: bool | None = None,
+                 use_postfilter: bool | None = None, postfilter_per_band: bool = False,
+                 use_decay_cap: bool | None = None) -> None:
         self.source: GainSource = source if source is not None else UnitSource()
-        self.use_comb = use_comb
-        self.use_postfilter = use_postfilter
+        # None: the product default (percepnet.dsp.stage_defaults)
+        self.use_comb = STAGE_DEFAULTS["use_comb"] if use_comb is None else use_comb
+        self.use_postfilter = (STAGE_DEFAULTS["use_postfilter"] if use_postfilter is None
+                               else use_postfilter)
         self.postfilter_per_band = postfilter_per_band
-        self.use_decay_cap = use_decay_cap
+        self.use_decay_cap = (STAGE_DEFAULTS["use_decay_cap"] if use_decay_cap is None
+                              else use_decay_cap)
         self.analysis = make_analysis()
         self.synthesis = make_synthesis()
         #: Share of the unprocessed input in the output, 0..1 (attenuation limit, bypass).
