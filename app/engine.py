@@ -551,6 +551,7 @@ class Engine:
         # "listen to myself": a second output stream fed from an SPSC ring of the output
         self.monitor_device = ""
         self._monitor = False
+        self._monitor_request = False  # what the user asked for; applied under the lock
         self._mon_stream = None
         self._mon_ring = np.zeros(MONITOR_RING, dtype=np.float64)
         self._mon_written = np.zeros(1, dtype=np.int64)  # audio thread only
@@ -604,22 +605,33 @@ class Engine:
     def monitor(self) -> bool:
         """"Listen to myself": also play the processed voice on ``monitor_device`` (the
         user's speakers while the main output is the virtual microphone)."""
-        return self._monitor
+        return self._monitor_request
 
     @monitor.setter
     def monitor(self, on: bool) -> None:
-        with self._lock:
-            on = bool(on)
-            if on == self._monitor:
-                return
-            if on:
-                self._mon_read[0] = self._mon_written[0]
-                self._monitor = True
-                if self._state != "stopped":
-                    self._open_monitor()
-            else:
-                self._monitor = False
-                self._close_monitor()
+        """Never blocks the caller (the window's thread): while the supervisor holds the
+        engine lock (reopening a stream can take seconds) the request waits for its next
+        tick (0.1 s), where the supervisor applies it."""
+        self._monitor_request = bool(on)
+        if self._lock.acquire(blocking=False):
+            try:
+                self._apply_monitor()
+            finally:
+                self._lock.release()
+
+    def _apply_monitor(self) -> None:
+        """Open or close the monitor stream as requested; called with the lock held."""
+        on = self._monitor_request
+        if on == self._monitor:
+            return
+        if on:
+            self._mon_read[0] = self._mon_written[0]
+            self._monitor = True
+            if self._state != "stopped":
+                self._open_monitor()
+        else:
+            self._monitor = False
+            self._close_monitor()
 
     def _open_monitor(self) -> None:
         sd = _sd()
@@ -959,6 +971,8 @@ class Engine:
         while not self._stop.wait(0.1):
             now = time.monotonic()
             with self._lock:
+                if self._monitor_request != self._monitor:
+                    self._apply_monitor()
                 if self._state == "running":
                     st = self._stream
                     if self._callbacks_since_open < STARTUP_BLOCKS:

@@ -114,3 +114,36 @@ def test_an_error_passes_the_input_through_with_the_suppressors_delay():
     assert core.errors == 20 and "injected" in core.last_error
     s = 20 * BLOCK_SIZE
     np.testing.assert_array_equal(y[s:], x[s - D:x.size - D])  # no jump: still 40 ms late
+
+
+def test_listen_to_myself_never_waits_for_the_supervisor():
+    """The window's thread sets ``monitor`` while the supervisor holds the engine lock (as it
+    does while reopening a stream, for seconds): the setter returns at once and the
+    supervisor applies the request on its next tick."""
+    import threading
+    import time
+
+    from percepnet.app.engine import DEMO_DEVICE, NULL_DEVICE, Engine
+
+    engine = Engine(tiny_model(), input_device=DEMO_DEVICE, output_device=NULL_DEVICE)
+    engine.monitor_device = NULL_DEVICE
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_lock():
+        with engine._lock:
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold_the_lock)
+    t.start()
+    assert held.wait(5)
+    t0 = time.monotonic()
+    engine.monitor = True
+    waited = time.monotonic() - t0
+    release.set()
+    t.join(10)
+    assert waited < 1.0, f"the setter waited {waited:.2f} s for the lock"
+    assert engine.monitor is True  # the request is what the window reads back
+    with engine._lock:  # what the supervisor does on its next tick
+        engine._apply_monitor()
+    assert engine._monitor is True
