@@ -1,0 +1,143 @@
+"""A real meeting-app client: headless Chromium finds "PercepNet Microphone" with
+enumerateDevices and records it with getUserMedia (echo cancellation, noise suppression and
+AGC off) through an AudioWorklet, on PulseAudio and on PipeWire; the recording must be the
+cleaned voice, as good as offline denoising of the same input."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from live_audio import RATE, noisy_speech, play, realign, snr_db, start_silence_feeder
+
+from percepnet.app.engine import Engine
+from percepnet.app.mic_backends import get_backend
+from percepnet.app.models import default_model_name, load_model
+from percepnet.app.settings import stage_defaults
+from percepnet.dsp.constants import ALGORITHMIC_DELAY_SAMPLES
+from percepnet.dsp.denoiser import Denoiser
+
+PAGE_DIR = Path(__file__).with_name("browser")
+RECORD_S = 10.0
+CLIP_S = 6.0
+
+
+class _Page(SimpleHTTPRequestHandler):
+    """Serves the page and takes what it posts back (``results``: path -> bytes)."""
+
+    results: dict[str, bytes]
+    arrived: threading.Condition
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with self.arrived:
+            self.results[self.path] = body
+            self.arrived.notify_all()
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):  # quiet
+        pass
+
+
+def _wait_for(results, arrived, path: str, timeout_s: float) -> bytes:
+    deadline = time.monotonic() + timeout_s
+    with arrived:
+        while path not in results and "/error" not in results:
+            left = deadline - time.monotonic()
+            assert left > 0, f"the page did not post {path} within {timeout_s} s: {results}"
+            arrived.wait(left)
+    assert "/error" not in results, results["/error"].decode()
+    return results[path]
+
+
+@pytest.fixture
+def page_server():
+    results: dict[str, bytes] = {}
+    arrived = threading.Condition()
+    handler = type("Page", (_Page,), {"results": results, "arrived": arrived})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(PAGE_DIR)))
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    yield httpd, results, arrived
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _chromium(server, url: str, tmp_path: Path) -> subprocess.Popen:
+    exe = shutil.which("chromium")
+    assert exe, "chromium is not installed (Debian: chromium; packaging/system-deps.sh --test)"
+    home = tmp_path / "home"
+    home.mkdir()
+    env = server.child_env(HOME=str(home))
+    env.pop("DISPLAY", None)
+    return subprocess.Popen(
+        [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required",
+         f"--user-data-dir={tmp_path / 'profile'}", url],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "chromium.log").open("w"))
+
+
+def test_chromium_records_the_cleaned_voice(sound_server, page_server, tmp_path):
+    server = sound_server
+    httpd, results, arrived = page_server
+    clean, noisy = noisy_speech(CLIP_S, snr_db=5.0)
+    wav = tmp_path / "noisy.wav"
+    sf.write(wav, noisy.astype(np.float32), RATE, subtype="FLOAT")
+    mic_mod = server.load_null_sink("pn_br_mic", "Browser_Test_Mic")
+    feeder = start_silence_feeder(server, "pn_br_mic")
+    vmic = get_backend()
+    assert vmic.ensure().present
+    vmic.start_supervision()
+    model = load_model(default_model_name())
+    engine = Engine(model, input_device="pn_br_mic.monitor", output_device=vmic.sink_name)
+    browser = None
+    try:
+        engine.start()
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/record.html?seconds={RECORD_S}"
+        browser = _chromium(server, url, tmp_path)
+        _wait_for(results, arrived, "/started", 90)
+        time.sleep(0.5)
+        play(server, "pn_br_mic", wav)
+        raw = _wait_for(results, arrived, "/samples", RECORD_S + 60)
+        diag = engine.diagnostics()
+    finally:
+        if browser is not None:
+            browser.terminate()
+            browser.wait(20)
+        engine.stop()
+        vmic.stop_supervision()
+        vmic.remove()
+        feeder.terminate()
+        feeder.wait(5)
+        server.unload_module(mic_mod)
+    devices = json.loads(results["/devices"])
+    rec = np.frombuffer(raw, dtype=np.float32).astype(np.float64)
+    # the worklet starts a moment after the page says so: the clip must be inside anyway
+    assert rec.size > (CLIP_S + 0.5) * RATE, (rec.size, devices)
+    d = ALGORITHMIC_DELAY_SAMPLES
+    offline = Denoiser(model, **stage_defaults()).process(np.concatenate([noisy, np.zeros(d)]))[d:]
+    live = realign(offline, rec)
+    edge = RATE // 2  # the recording starts and ends mid-clip: leave the edges out
+    sl = slice(edge, len(clean) - edge)
+    snr_in, snr_off, snr_live = (snr_db(clean[sl], x[sl]) for x in (noisy, offline, live))
+    print(f"\n{server.kind}: input {snr_in:.1f} dB, offline denoise {snr_off:.1f} dB, "
+          f"Chromium recording {snr_live:.1f} dB; engine restarts {diag.restarts}")
+    # the live path loses (almost) nothing: measured 0.2-1.0 dB below offline denoising
+    assert abs(snr_live - snr_off) <= 1.5, (snr_in, snr_off, snr_live)
+    # and the voice is clearly cleaner than it came in (offline gives +5.9 dB on this clip)
+    assert snr_live >= snr_in + 5.0, (snr_in, snr_off, snr_live)
+    # Stream restarts are reported, not asserted: with the whole suite loading both cores,
+    # PulseAudio runs have shown 2 restarts (ALSA poll errors) in 11 s; idle runs show 0.
+    assert diag.errors == 0, diag
