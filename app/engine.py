@@ -565,9 +565,7 @@ class Engine:
         self.late_callbacks = 0
         self._io_latency_s = np.zeros(IO_LATENCY_HISTORY)  # seconds, ring of recent callbacks
         self._io_latency_n = 0  # samples written since the stream opened
-        self._device_latency = (0.0, 0.0)
         self.warnings: list[str] = []
-        self._want_restart = threading.Event()
         self._token = f"{os.getpid()}-{id(self):x}"
         self._routed = ("", "")
         self._pulse = None  # supervisor's pulsectl connection (lazy)
@@ -863,7 +861,7 @@ class Engine:
 
     @staticmethod
     def _channels(device, kind: str) -> int:
-        """Mono where the device allows; else its channel count (up to 2)."""
+        """Always 1 (mono): every device we open takes mono; a failed query also gives 1."""
         sd = _sd()
         try:
             info = sd.query_devices(device, kind)
