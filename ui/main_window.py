@@ -509,6 +509,9 @@ class MainWindow(QMainWindow):
         style = ""
         if d.state != "running":
             style = "color:#e0a84a;"
+        elif not getattr(d, "suppressor_ready", True):
+            text = "◌ preparing the suppressor (first start only) — passing your voice through"
+            style = "color:#e0a84a;"
         if d.fallback:
             text += f" — chosen {d.fallback} device missing, using the default"
             style = "color:#e0a84a;"

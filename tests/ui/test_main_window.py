@@ -299,3 +299,21 @@ def test_noise_removed_readout_from_unvoiced_frames(make_window, fake_engine):
     w.settings.suppression = False
     w._update_noise_removed(rows)
     assert "suppression off" in w.noise_removed_label.text()
+
+
+def test_status_shows_the_suppressor_being_prepared(make_window, fake_engine):
+    """First start: audio passes through while the kernels compile; the window says so."""
+    w = make_window(fake_engine)
+    orig = fake_engine.diagnostics
+
+    def preparing():
+        d = orig()
+        d.state, d.suppressor_ready = "running", False
+        return d
+
+    fake_engine.diagnostics = preparing
+    w.update_status()
+    assert "preparing the suppressor (first start only)" in w.state_label.text()
+    fake_engine.diagnostics = orig
+    w.update_status()
+    assert "preparing" not in w.state_label.text()
