@@ -1,0 +1,111 @@
+"""The honest development set (benchmarks/devset_unseen.py) shares no speaker, language,
+package or noise file with training (training/sources.py, training/tts.py), and its plan
+has the promised shape. Declarations and a tiny synthetic signal only: no download."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import devset_unseen as D
+from benchmarks.quality_unseen import seg_snr_bands
+from training import sources as S
+from training import tts as T
+
+
+def _training_real_languages() -> set[str]:
+    """Languages of the real training speech: the tuxpaint languages and the extra voices
+    (their speaker names end in the language code: festvox-ru, ast-en ...)."""
+    langs = set(S.LANGUAGES)
+    for speaker, _ in S.EXTRA_SPEECH.values():
+        m = re.search(r"-([a-z]{2})$", speaker)
+        assert m, f"cannot read the language of training speaker {speaker!r}"
+        langs.add(m.group(1))
+    return langs
+
+
+def _training_tts_languages() -> set[str]:
+    return {lang.split("-")[0] for lang in T.ESPEAK_LANGUAGES} | {"en"}  # flite: English
+
+
+def _dev_languages() -> set[str]:
+    return {s.language for s in D.speakers()}
+
+
+def test_no_language_of_the_real_training_speech():
+    overlap = _dev_languages() & _training_real_languages()
+    assert not overlap, f"development languages also in the training speech: {overlap}"
+
+
+def test_languages_shared_with_the_tts_voices_are_exactly_the_named_ones():
+    shared = _dev_languages() & _training_tts_languages()
+    assert shared == set(D.TTS_ONLY_LANGUAGES), shared
+
+
+def test_no_speaker_or_package_of_training():
+    dev_names = {s.name for s in D.speakers()}
+    assert len(dev_names) == len(D.speakers())
+    train_speakers = set(S.LANGUAGES) | {spk for spk, _ in S.EXTRA_SPEECH.values()}
+    assert not dev_names & train_speakers
+    assert not any(n.startswith(S.TTS_PREFIX) for n in dev_names)
+    training_packages = (set(S.BASE_PACKAGES) | set(S.EXTRA_SPEECH) | {S.MUSIC_PACKAGE}
+                         | set(T.ESPEAK_PACKAGES) | set(T.FLITE_PACKAGES))
+    dev_packages = set(D.SPEECH_PACKAGES) | set(D.NOISE_PACKAGES)
+    assert not dev_packages & training_packages, dev_packages & training_packages
+    # the noises come from the dev noise packages only, never from a training package
+    assert {pkg for pkg, _ in D.NOISE_GLOBS.values()} <= set(D.NOISE_PACKAGES)
+
+
+def test_no_noise_file_of_the_training_manifest():
+    """Against every cached training manifest (built by training.sources on this machine):
+    none of its speech, noise, key or music files lies under a directory the set reads."""
+    manifests = sorted(S.cache_dir().glob("manifest-v*.json"))
+    if not manifests:
+        pytest.skip("no training manifest cached here (training.sources.build_manifest)")
+    dev_dirs = [str(Path(p).parent) for _, p in D.NOISE_GLOBS.values()]
+    dev_dirs += ["usr/share/games/hedgewars/", "audio/voice/"]
+    for path in manifests:
+        m = json.loads(path.read_text())
+        files = ([c["path"] for c in m["speech"]] + [c["path"] for c in m["noises"]]
+                 + list(m["keys"]) + list(m["music"]))
+        assert files
+        bad = [f for f in files if any(d in f for d in dev_dirs)]
+        assert not bad, bad[:3]
+    built = list((D.data_dir()).glob("items-*/*.json"))
+    for meta in built:
+        used = json.loads(meta.read_text())["noise_files"]
+        assert not set(used) & set(files)
+
+
+def test_plan_shape():
+    items = D.plan()
+    assert len(items) >= 100 and D.ITEM_SECONDS >= 9.0
+    by_cond = {}
+    for it in items:
+        by_cond.setdefault(it.condition, []).append(it)
+    assert set(by_cond) == {"-5 dB", "+0 dB", "+5 dB", "+10 dB", "+20 dB", "clean"}
+    assert all(len(v) == D.ITEMS_PER_CONDITION for v in by_cond.values())
+    assert all(it.noise_kind is None and not it.room for it in by_cond["clean"])
+    rooms = sum(it.room for it in items)
+    assert rooms >= len(items) / 4
+    assert {it.style for it in items} == {"running", "words"}
+    assert {it.noise_kind for it in items if it.snr_db is not None} == set(D.NOISE_KINDS)
+    # deterministic
+    assert [it.name for it in D.plan()] == [it.name for it in items]
+
+
+def test_seg_snr_bands_sees_a_band_limited_error():
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=48_000)
+    # an error only above 16 kHz: the two lower bands are untouched, the top one is not
+    spec = np.fft.rfft(rng.normal(size=48_000))
+    spec[: 16_000 + 500] = 0
+    err = np.fft.irfft(spec, 48_000) * 0.3
+    s = seg_snr_bands(ref, ref + err, bandwidth_hz=24_000)
+    assert s["seg_0_8"] == pytest.approx(35.0) and s["seg_8_16"] == pytest.approx(35.0)
+    assert s["seg_16_24"] < 20.0
+    # a band the reference does not reach is not scored
+    assert np.isnan(seg_snr_bands(ref, ref, bandwidth_hz=11_000)["seg_16_24"])
