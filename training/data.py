@@ -82,6 +82,23 @@ class Augment:
     reverb: bool | None = None
     snr_db: float | None = None
     noise_kinds: tuple[str, ...] | None = None
+    # Against over-suppression and for unseen recording chains. All off by default (0: no
+    # random number is drawn for them, so the data sets of the existing recipe are unchanged).
+    #: share of clean-input examples: dry speech, no noise at all (the ideal gain is 1 wherever
+    #: there is speech), so clean speech learns to pass unharmed
+    p_clean_input: float = 0.0
+    #: share of examples whose SNR is drawn from high_snr_range instead of snr_range
+    p_high_snr: float = 0.0
+    high_snr_range: tuple[float, float] = (20.0, 40.0)
+    #: microphone simulation on the input only (the target stays clean): hard clipping at
+    #: 1-12 dB below the input's peak, 16-bit quantisation
+    p_clip: float = 0.0
+    p_quantise: float = 0.0
+    #: microphone high-pass (2nd order, 40-250 Hz) on input and target alike
+    p_highpass: float = 0.0
+    #: foreground transients (clicks, knocks: decaying noise bursts) on top of the noise,
+    #: 0-10 dB above the background noise's level
+    p_transients: float = 0.0
 
 
 # --------------------------------------------------------------------------- signal helpers
@@ -91,6 +108,21 @@ def rand_eq(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
     b = np.concatenate(([1.0], rng.uniform(-0.375, 0.375, 2)))
     a = np.concatenate(([1.0], rng.uniform(-0.375, 0.375, 2)))
     return lfilter(b, a, x)
+
+
+def transients(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Clicks and knocks: 2-12 decaying, band-coloured noise bursts of 3-60 ms at random times
+    over ``n`` samples (unit RMS over the bursts' span, 0 elsewhere)."""
+    out = np.zeros(n)
+    for _ in range(int(rng.integers(2, 13))):
+        length = int(rng.uniform(0.003, 0.06) * RATE)
+        t = np.arange(length)
+        burst = rng.normal(size=length) * np.exp(-t / (length / rng.uniform(3, 8)))
+        if rng.random() < 0.5:  # a knock: low-passed
+            burst = sosfilt(butter(2, rng.uniform(300, 2000), fs=RATE, output="sos"), burst)
+        a = int(rng.integers(max(1, n - length)))
+        out[a:a + length] += burst / (np.sqrt(np.mean(burst**2)) + 1e-12) * rng.uniform(0.3, 1.0)
+    return out
 
 
 def _rms(x: np.ndarray) -> float:
@@ -356,7 +388,9 @@ def make_example(rng: np.random.Generator, corpus: Corpus, seconds: float,
     speech, bw, _ = _speech_track(rng, corpus.clips_of(speaker), n, factor)
     speech = rand_eq(rng, speech)
 
+    clean_input = aug.p_clean_input > 0 and rng.random() < aug.p_clean_input
     reverb = aug.reverb if aug.reverb is not None else bool(rng.random() < aug.p_reverb)
+    reverb = reverb and not clean_input
     rt60 = 0.0
     if reverb:
         wet, target, rt60 = reverberate(rng, speech, aug)
@@ -372,9 +406,17 @@ def make_example(rng: np.random.Generator, corpus: Corpus, seconds: float,
         x = rand_eq(rng, make_noise(rng, corpus, kind, n, speaker))
         noise += x / _rms(x) * 10 ** (rng.uniform(-10, 0) / 20)
 
-    snr = float(aug.snr_db if aug.snr_db is not None else rng.uniform(*aug.snr_range))
+    snr_range = aug.snr_range
+    if aug.p_high_snr > 0 and rng.random() < aug.p_high_snr:
+        snr_range = aug.high_snr_range
+    snr = float(aug.snr_db if aug.snr_db is not None else rng.uniform(*snr_range))
     g = math.sqrt(np.sum(wet**2) / (np.sum(noise**2) * 10 ** (snr / 10) + 1e-20))
     noise *= g
+    if aug.p_transients > 0 and rng.random() < aug.p_transients:
+        noise = noise + transients(rng, n) * _rms(noise) * 10 ** (rng.uniform(0, 10) / 20)
+    if clean_input:
+        noise[:] = 0.0
+        snr = math.inf
 
     if rng.random() < aug.p_noise_only:  # a stretch without speech
         a = int(rng.integers(n))
@@ -388,6 +430,9 @@ def make_example(rng: np.random.Generator, corpus: Corpus, seconds: float,
 
     noisy = wet + noise
     clean = target
+    if aug.p_highpass > 0 and rng.random() < aug.p_highpass:
+        sos = butter(2, rng.uniform(40.0, 250.0), btype="highpass", fs=RATE, output="sos")
+        noisy, clean = sosfilt(sos, noisy), sosfilt(sos, clean)
     cutoff = aug.lowpass_hz
     if cutoff is None and rng.random() < aug.p_lowpass:
         cutoff = 3000.0 * 50 ** rng.uniform()
@@ -402,7 +447,13 @@ def make_example(rng: np.random.Generator, corpus: Corpus, seconds: float,
     peak = np.max(np.abs(noisy)) * level
     if peak > 0.99:
         level *= 0.99 / peak
-    return {"clean": clean * level, "noisy": noisy * level, "bandwidth_hz": float(bw),
+    clean, noisy = clean * level, noisy * level
+    if aug.p_clip > 0 and rng.random() < aug.p_clip:
+        limit = np.max(np.abs(noisy)) * 10 ** (-rng.uniform(1.0, 12.0) / 20)
+        noisy = np.clip(noisy, -limit, limit)
+    if aug.p_quantise > 0 and rng.random() < aug.p_quantise:
+        noisy = np.round(noisy * 32768.0) / 32768.0
+    return {"clean": clean, "noisy": noisy, "bandwidth_hz": float(bw),
             "reverb": reverb, "snr_db": snr, "speaker": speaker, "noise_kinds": kinds,
             "rt60": rt60, "lowpass_hz": cutoff, "speed": factor}
 
@@ -496,7 +547,7 @@ def write_shards(out_dir: str | Path, split: str, n_examples: int, seconds: floa
         print(file=sys.stderr)
 
     bws = np.array([i["bandwidth_hz"] for i in infos]) if infos else np.zeros(0)
-    snrs = np.array([i["snr_db"] for i in infos]) if infos else np.zeros(0)
+    snrs = np.array([i["snr_db"] for i in infos if math.isfinite(i["snr_db"])])
     meta = {
         "split": split, "seed": seed, "seconds": seconds,
         "n_examples": n_examples, "examples_per_shard": examples_per_shard,
@@ -508,6 +559,7 @@ def write_shards(out_dir: str | Path, split: str, n_examples: int, seconds: floa
         "speakers": dict(Counter(i["speaker"] for i in infos)),
         "noise_kinds": dict(Counter(k for i in infos for k in i["noise_kinds"])),
         "reverb_examples": int(sum(i["reverb"] for i in infos)),
+        "clean_input_examples": int(sum(not math.isfinite(i["snr_db"]) for i in infos)),
         "lowpassed_examples": int(sum(i["lowpass_hz"] is not None for i in infos)),
         "bandwidth_hz": ({"min": float(bws.min()), "median": float(np.median(bws)),
                           "max": float(bws.max()),
@@ -542,6 +594,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cleaned-speech", action="store_true",
                    help="train on the cleaned copies of the amateur (tuxpaint) recordings "
                         "(training.cleanup; the validation split stays raw)")
+    p.add_argument("--clean-input", type=float, default=0.0, metavar="P",
+                   help="share of clean-input examples (no noise; ideal gain 1)")
+    p.add_argument("--high-snr", type=float, default=0.0, metavar="P",
+                   help="share of examples at 20-40 dB SNR")
+    p.add_argument("--mic-sim", action="store_true",
+                   help="microphone simulation: clipping on a quarter, 16-bit quantisation on "
+                        "half, a high-pass on 30 %% of the examples")
+    p.add_argument("--transients", type=float, default=0.0, metavar="P",
+                   help="share of examples with clicks/knocks on top of the noise")
+    p.add_argument("--level-range", type=float, nargs=2, default=Augment.level_db_range,
+                   metavar=("LO", "HI"), help="input RMS level range in dBFS")
     a = p.parse_args(argv)
     for split, n in (("train", a.train), ("val", a.val)):
         if n > 0:
@@ -549,7 +612,13 @@ def main(argv: list[str] | None = None) -> int:
                          workers=a.workers, progress=True, music=a.music,
                          tts_per_voice=a.tts_per_voice, cleaned=a.cleaned_speech,
                          aug=Augment(tts_share=a.tts_share, speed_semitones=a.speed_semitones,
-                                     speed_range=tuple(a.speed_range)))
+                                     speed_range=tuple(a.speed_range),
+                                     p_clean_input=a.clean_input, p_high_snr=a.high_snr,
+                                     p_clip=0.25 if a.mic_sim else 0.0,
+                                     p_quantise=0.5 if a.mic_sim else 0.0,
+                                     p_highpass=0.3 if a.mic_sim else 0.0,
+                                     p_transients=a.transients,
+                                     level_db_range=tuple(a.level_range)))
     return 0
 
 

@@ -9,6 +9,14 @@ run resumed from a checkpoint sees exactly the batches the uninterrupted run wou
 
 Loss (spec 8.2): gain term (g^γ − ĝ^γ)² + C4·(g^γ − ĝ^γ)⁴ and strength term
 ((1−r)^γ − (1−r̂)^γ)², γ = 0.5, C4 = 10, each averaged over the bands the mask keeps.
+``--loss compressed`` (against over-suppression: clean and high-SNR speech must come out
+unharmed) replaces the gain term with a compressed one weighted by speech activity,
+w·(g^0.25 − ĝ^0.25)², w = 1 + 5·vad, plus an over-attenuation penalty
+λ·w·g·max(0, g^0.25 − ĝ^0.25)² that costs only where the prediction cuts below the target,
+scaled by the target itself (speech-dominated bands); both averaged with the weights w over
+the bands the mask keeps. The shards hold no clean signal, so the activity is read from the
+targets: vad = clip((max over kept bands of g − 0.1) / 0.3, 0, 1) (a frame without speech
+has ideal gains near 0 in every band). The strength term is unchanged.
 Optimiser (spec 8.3 [rec]): AdamW, per-step cosine learning rate from 1e-3 to 1e-5 over the
 run, gradient-norm clipping, weights clipped to ±0.5 after every step (spec 8.5).
 
@@ -40,11 +48,16 @@ from percepnet.dsp.model_config import ARCHITECTURES
 from training.export import write_model
 from training.model import PercepNetModel
 
-__all__ = ["ShardSet", "TrainConfig", "percepnet_loss", "batch_errors", "epoch_crops",
+__all__ = ["ShardSet", "TrainConfig", "percepnet_loss", "compressed_loss", "speech_activity",
+           "batch_errors", "epoch_crops",
            "feature_stats", "evaluate", "train", "main"]
 
 GAMMA = 0.5
 C4 = 10.0
+#: the compressed loss (``loss="compressed"``): gain exponent, speech-activity weight
+COMPRESSED_POWER = 0.25
+VAD_WEIGHT = 5.0
+LOSSES = ("percepnet", "compressed")
 EPS = 1e-8
 CHECKPOINT_NAME = "last.pt"
 
@@ -187,6 +200,38 @@ def percepnet_loss(gains: torch.Tensor, strengths: torch.Tensor, g_hat: torch.Te
     return lg / denom + strength_weight * (lr / denom)
 
 
+def speech_activity(gains: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-frame speech activity in [0, 1] read from the target gains [..., T, 34]: 0 when no
+    kept band's ideal gain exceeds 0.1 (noise only or silence), 1 from 0.4 up. Returns
+    [..., T]."""
+    top = (gains.clamp(0.0, 1.0) * (mask > 0)).amax(dim=-1)
+    return ((top - 0.1) / 0.3).clamp(0.0, 1.0)
+
+
+def compressed_loss(gains: torch.Tensor, strengths: torch.Tensor, g_hat: torch.Tensor,
+                    r_hat: torch.Tensor, mask: torch.Tensor, strength_weight: float = 1.0,
+                    over_weight: float = 1.0, power: float = COMPRESSED_POWER,
+                    vad_weight: float = VAD_WEIGHT) -> torch.Tensor:
+    """Gain loss against over-suppression (see the module docstring): activity-weighted
+    (g^power − ĝ^power)² + over_weight · the same weights · g · max(0, g^power − ĝ^power)²,
+    both a weighted mean over the kept bands, + strength_weight · the spec strength term.
+
+    All tensors (..., T, 34); returns 0 (with a gradient path) when the mask keeps nothing.
+    """
+    g = gains.clamp(EPS, 1.0)
+    gh = g_hat.clamp(EPS, 1.0)
+    m = mask.clamp(0.0, 1.0)
+    w = m * (1.0 + vad_weight * speech_activity(gains, mask)).unsqueeze(-1)
+    d = g.pow(power) - gh.pow(power)
+    d = torch.where(m > 0, d, torch.zeros_like(d))
+    over = torch.relu(d)
+    wsum = w.sum().clamp(min=1.0)
+    gain_term = (w * d * d).sum() / wsum
+    over_term = (w * g * over * over).sum() / wsum
+    _, _, lr, msum = _loss_terms(gains, strengths, g_hat, r_hat, mask)
+    return gain_term + over_weight * over_term + strength_weight * lr / msum.clamp(min=1.0)
+
+
 def batch_errors(gains, strengths, g_hat, r_hat, mask) -> dict[str, float]:
     """Sums for validation figures: gain/strength loss numerators, |g - ĝ| sum, mask sum."""
     m, lg, lr, msum = _loss_terms(gains, strengths, g_hat, r_hat, mask)
@@ -253,6 +298,10 @@ class TrainConfig:
     #: layers spend more of their capacity on the band gains, which is what users hear while
     #: the comb filter is off (its registry default).
     strength_weight: float = 1.0
+    #: "percepnet" (the spec's loss) or "compressed" (``compressed_loss``: against
+    #: over-suppression); over_weight: its over-attenuation penalty
+    loss: str = "percepnet"
+    over_weight: float = 1.0
     threads: int | None = None
     #: torch device to train on ("cpu", "cuda", "cuda:1", ...); not part of the fingerprint:
     #: a run may resume on another device (checkpoints are loaded onto the CPU first)
@@ -276,6 +325,8 @@ class TrainConfig:
               "grad_clip": self.grad_clip}
         if self.strength_weight != 1.0:
             fp["strength_weight"] = self.strength_weight
+        if self.loss != "percepnet":
+            fp["loss"] = {"name": self.loss, "over_weight": self.over_weight}
         if self.init:
             fp["init"] = str(self.init)
         if self.schedule_minutes:
@@ -347,10 +398,40 @@ def _device_name(device: torch.device) -> str:
     return device.type
 
 
+def _is_exported(path: str | Path) -> bool:
+    return Path(path).suffix in (".json", ".npz")
+
+
+def _load_init(path: str, arch: dict) -> dict:
+    """State dict to start a fine-tuning run from: a training checkpoint (``last.pt``) or an
+    exported model (``weights/<name>.json``/``.npz``, its int8 weights dequantised, so the
+    run starts from exactly what ships)."""
+    if _is_exported(path):
+        from percepnet.app.models import load_model
+
+        from training.export import model_from_arrays
+
+        m = load_model(path)
+        if m.members:
+            raise ValueError(f"{path}: an ensemble; fine-tune one of its members")
+        if dict(m.arch) != dict(arch):
+            raise ValueError(f"{path}: model has another architecture")
+        return model_from_arrays(m.weights, m.arch).state_dict()
+    init = torch.load(path, weights_only=True, map_location="cpu")
+    if init["fingerprint"]["arch"] != arch:
+        raise ValueError(f"{path}: checkpoint has another architecture")
+    return init["model"]
+
+
 def _init_summary(path: str | None) -> dict | None:
-    """What a fine-tuning run started from: the checkpoint and that run's epoch history."""
+    """What a fine-tuning run started from: the checkpoint and that run's epoch history, or
+    the exported model and its sha256."""
     if not path:
         return None
+    if _is_exported(path):
+        manifest = Path(path).with_suffix(".json")
+        info = json.loads(manifest.read_text()) if manifest.exists() else {}
+        return {"model": str(path), "sha256": info.get("sha256")}
     state = torch.load(path, weights_only=True, map_location="cpu")
     return {"checkpoint": str(path), "steps": state["step"],
             "history": json.loads(state["history"])}
@@ -407,10 +488,7 @@ def _train(cfg: TrainConfig) -> dict:
         history = json.loads(state["history"])
         elapsed_before = state["elapsed_s"]
     elif cfg.init:
-        init = torch.load(cfg.init, weights_only=True, map_location="cpu")
-        if init["fingerprint"]["arch"] != arch:
-            raise ValueError(f"{cfg.init}: checkpoint has another architecture")
-        model.load_state_dict(init["model"])  # includes feat_mean/feat_std
+        model.load_state_dict(_load_init(cfg.init, arch))  # includes feat_mean/feat_std
     else:
         mean, std = feature_stats(train_data)
         model.set_normalisation(mean, std)
@@ -459,7 +537,11 @@ def _train(cfg: TrainConfig) -> dict:
             for group in optimiser.param_groups:
                 group["lr"] = lr
             g_hat, r_hat = model(feats)
-            loss = percepnet_loss(gains, strengths, g_hat, r_hat, mask, cfg.strength_weight)
+            if cfg.loss == "compressed":
+                loss = compressed_loss(gains, strengths, g_hat, r_hat, mask,
+                                       cfg.strength_weight, cfg.over_weight)
+            else:
+                loss = percepnet_loss(gains, strengths, g_hat, r_hat, mask, cfg.strength_weight)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -524,7 +606,12 @@ def _train(cfg: TrainConfig) -> dict:
                           "schedule": ("cosine per step" if budget_s is None else
                                        f"cosine over {cfg.schedule_minutes:g} min of training"),
                           "weight_decay": cfg.weight_decay, "grad_clip_norm": cfg.grad_clip},
-            "loss": {"gamma": GAMMA, "c4": C4, "strength_weight": cfg.strength_weight},
+            "loss": ({"gamma": GAMMA, "c4": C4, "strength_weight": cfg.strength_weight}
+                     if cfg.loss == "percepnet" else
+                     {"name": "compressed", "power": COMPRESSED_POWER, "vad_weight": VAD_WEIGHT,
+                      "over_weight": cfg.over_weight, "strength_weight": cfg.strength_weight,
+                      "validation_loss": "the spec loss (gamma 0.5, C4 10), comparable "
+                                         "across runs"}),
             "init": _init_summary(cfg.init),
             "train_data": {"dir": str(cfg.train_dir), "files": train_data.files,
                            "examples": len(train_data), "frames": train_data.n_frames,
@@ -580,10 +667,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="torch threads (default: all cores; use fewer on a busy machine, "
                         "oversubscribed threads slow training down many times)")
     p.add_argument("--init", default=None, metavar="CHECKPOINT",
-                   help="fine-tune: start from this checkpoint's weights (same architecture) "
-                        "with a fresh optimiser and learning-rate schedule")
+                   help="fine-tune: start from this checkpoint's weights, or an exported "
+                        "model's (weights/NAME.json), same architecture, with a fresh "
+                        "optimiser and learning-rate schedule")
     p.add_argument("--strength-weight", type=float, default=1.0,
                    help="weight of the comb-strength term in the loss (default: 1, the paper's)")
+    p.add_argument("--loss", choices=LOSSES, default="percepnet",
+                   help="percepnet: the spec's gain loss (default); compressed: power-0.25 "
+                        "gain loss weighted by speech activity plus an over-attenuation "
+                        "penalty (against over-suppression of clean and high-SNR speech)")
+    p.add_argument("--over-weight", type=float, default=1.0,
+                   help="weight of the over-attenuation penalty of --loss compressed")
     p.add_argument("--device", default="cpu",
                    help="torch device: cpu (default), cuda, cuda:N; 'auto' picks cuda when "
                         "one is available")
@@ -606,7 +700,8 @@ def main(argv: list[str] | None = None) -> int:
         checkpoints=a.checkpoints or str(Path.home() / ".cache" / "percepnet" / "checkpoints" / name),
         resume=a.resume, max_minutes=a.max_minutes, seed=a.seed, lr=a.lr, lr_min=a.lr_min,
         threads=a.threads, quiet=a.quiet, init=a.init,
-        strength_weight=a.strength_weight, device=a.device,
+        strength_weight=a.strength_weight, device=a.device, loss=a.loss,
+        over_weight=a.over_weight,
         schedule_minutes=a.schedule_minutes, export_best=a.export_best)
     summary = train(cfg)
     return 0 if summary["manifest"] else 1
