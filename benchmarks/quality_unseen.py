@@ -87,7 +87,7 @@ def item_scores(clean: np.ndarray, y: np.ndarray, bandwidth_hz: float, dnsmos=No
     from pesq import pesq
     from pystoi import stoi
 
-    from benchmarks.quality import _safe, si_sdr
+    from benchmarks.metrics import _safe, si_sdr
 
     c16, y16 = soxr.resample(clean, RATE, 16000), soxr.resample(y, RATE, 16000)
     out = {"pesq": _safe(pesq, 16000, c16, y16, "wb"),
@@ -195,9 +195,8 @@ def build_report(rows, systems, meta, out_dir: Path) -> list[str]:
             lines += ["", f"## Secondary: the older development set ({len(orows)} mixtures of "
                       "the validation speakers, `--set val`)", "",
                       "| system | PESQ-WB | STOI | SI-SDR dB | DNSMOS OVRL |", "|---|---|---|---|---|"]
-            from benchmarks.quality import _mean as omean
             for s in osys:
-                lines.append(f"| {s} | " + " | ".join(_fmt(omean(orows, s, k), f) for k, f in (
+                lines.append(f"| {s} | " + " | ".join(_fmt(_mean(orows, s, k), f) for k, f in (
                     ("pesq", "{:.2f}"), ("stoi", "{:.3f}"), ("si_sdr", "{:.2f}"),
                     ("ovrl", "{:.2f}"))) + " |")
         except (KeyError, ValueError) as exc:
@@ -210,7 +209,7 @@ def main(argv: list[str] | None = None) -> str:
     from benchmarks import peers as peer_mod
     from benchmarks.devset_unseen import ITEMS_PER_CONDITION, composition, load_devset
     from benchmarks.peers import xcorr_lag
-    from benchmarks.quality import DNSMOS
+    from benchmarks.metrics import DNSMOS
 
     from percepnet.app.models import ModelError, default_model_name, load_model
     from percepnet.app.offline import denoise_signal
