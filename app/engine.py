@@ -148,8 +148,7 @@ class EngineCore:
         self._hist_out = np.zeros(WINDOW_SIZE + MAX_BLOCK)
         self._hist_out_view = np.zeros(WINDOW_SIZE)
         self._delay_line = np.zeros(ALGORITHMIC_DELAY_SAMPLES + MAX_BLOCK)
-        self._raw_delayed = np.zeros(MAX_BLOCK)
-        self._raw_line = np.zeros(ALGORITHMIC_DELAY_SAMPLES + MAX_BLOCK)
+        self._delayed = np.zeros(MAX_BLOCK)  # the input, 40 ms late (see _pass_delayed)
         self._pos_in = 0
         self._pos_out = 0
         self._since_spec = 0
@@ -167,15 +166,16 @@ class EngineCore:
         self.processing_s_total = 0.0
         self._prepare_thread: threading.Thread | None = None
         if model is None:
-            self._warm_up()
+            self._compile_kernels(None)
         elif prepare_in_background:
             self.ready = False
             self._prepare_thread = threading.Thread(target=self._prepare, daemon=True,
                                                     name="percepnet-prepare")
             self._prepare_thread.start()
-        else:
-            self.denoiser = self._new_denoiser()
-            self._warm_up()
+        else:  # here, on the caller's thread; a model that cannot run raises
+            den = self._new_denoiser()
+            self._compile_kernels(den)
+            self.denoiser = den
 
     def _new_denoiser(self) -> Denoiser:
         den = Denoiser(self._model, on_frame=self._on_frame, **self._controls)
@@ -183,35 +183,45 @@ class EngineCore:
         return den
 
     def _prepare(self) -> None:
-        """Worker thread: build and compile the suppressor on scratch buffers (the callback
-        never sees them), then hand it over."""
+        """Worker thread: build the suppressor and compile its kernels on scratch buffers
+        (the callback never sees them), then hand it over."""
         try:
             den = self._new_denoiser()
-            rng = np.random.default_rng(0)
-            block = (1e-3 * rng.standard_normal((BLOCK_SIZE, 1))).astype(np.float32)
-            out = np.zeros((BLOCK_SIZE, 1), dtype=np.float32)
-            x, y = np.zeros(BLOCK_SIZE), np.zeros(BLOCK_SIZE)
-            hist, view, row = np.zeros(WINDOW_SIZE * 2), np.zeros(WINDOW_SIZE), np.zeros(N_BINS)
-            for _ in range(3):
-                mixdown(block, x)
-                den.process(x, out=y)
-                fan_out(y, out, 1.0)
-                peak_abs(x)
-                ring_write(hist, 0, x)
-                log_spectrum_db(make_spectrum_state(), view, 0, row)
-            den.reset()
-            for name, value in self._controls.items():  # what changed meanwhile
-                setattr(den, name, value)
-            den.bypass = not self._suppression
-            tel = self.telemetry
-            for ring in (tel.gains, tel.strengths, tel.bands_in, tel.bands_out):
-                ring.written[0] = 0
+            self._compile_kernels(den)
         except Exception as exc:  # noqa: BLE001 - keep passing through, and say why
             self.prepare_error = f"{type(exc).__name__}: {exc}"
             log.error("the suppressor could not be prepared: %s", self.prepare_error)
             return
         self.denoiser = den  # the hand-over: one reference assignment
         self.ready = True
+        # controls set while it compiled went to self._controls only
+        for name, value in self._controls.items():
+            setattr(den, name, value)
+        den.bypass = not self._suppression
+
+    def _compile_kernels(self, den: Denoiser | None) -> None:
+        """Compile (or load from the numba cache) every kernel the callback uses, on scratch
+        buffers, so the callback never compiles; then clear what that wrote (the Denoiser's
+        state, the per-frame telemetry rows)."""
+        rng = np.random.default_rng(0)
+        block = (1e-3 * rng.standard_normal((BLOCK_SIZE, 1))).astype(np.float32)
+        out = np.zeros((BLOCK_SIZE, 1), dtype=np.float32)
+        x, y = np.zeros(BLOCK_SIZE), np.zeros(BLOCK_SIZE)
+        hist, view, row = np.zeros(WINDOW_SIZE * 2), np.zeros(WINDOW_SIZE), np.zeros(N_BINS)
+        state = make_spectrum_state()
+        for _ in range(3):
+            mixdown(block, x)
+            if den is not None:
+                den.process(x, out=y)
+            fan_out(y, out, 1.0)
+            peak_abs(x)
+            ring_write(hist, 0, x)
+            log_spectrum_db(state, view, 0, row)
+        if den is not None:
+            den.reset()
+        tel = self.telemetry
+        for ring in (tel.gains, tel.strengths, tel.bands_in, tel.bands_out, tel.scalars):
+            ring.written[0] = 0
 
     def wait_ready(self, timeout_s: float | None = None) -> bool:
         """Block (not on the audio thread) until the suppressor is prepared; True if ready."""
@@ -219,30 +229,6 @@ class EngineCore:
         if t is not None:
             t.join(timeout_s)
         return self.ready
-
-    def _warm_up(self) -> None:
-        """Compile (or load from the numba cache) every kernel the callback uses, here on
-        the caller's thread, then clear the state so the stream starts fresh."""
-        rng = np.random.default_rng(0)
-        block = (1e-3 * rng.standard_normal((BLOCK_SIZE, 1))).astype(np.float32)
-        out = np.zeros((BLOCK_SIZE, 1), dtype=np.float32)
-        for _ in range(3):
-            self.process_block(block, out)
-        if self.denoiser is not None:
-            self.denoiser.reset()
-        self._delay_line[:] = 0.0
-        self._raw_line[:] = 0.0
-        self._hist_in[:] = 0.0
-        self._hist_out[:] = 0.0
-        self._pos_in = self._pos_out = self._since_spec = 0
-        self.blocks = self.samples = self.errors = self.nonfinite_samples = 0
-        self.last_error = ""
-        self.callback_s[:] = 0.0
-        self.processing_s_total = 0.0
-        tel = self.telemetry
-        for ring in (tel.spec_in, tel.spec_out, tel.gains, tel.strengths, tel.bands_in,
-                     tel.bands_out, tel.scalars):
-            ring.written[0] = 0
 
     # ------------------------------------------------------------------ controls
     @property
@@ -258,9 +244,6 @@ class EngineCore:
 
     @property
     def atten_limit_db(self) -> float:
-        den = self.denoiser
-        if den is not None:
-            return den.atten_limit_db
         return float(self._controls["atten_limit_db"]) if self._model is not None else 0.0
 
     @atten_limit_db.setter
@@ -279,9 +262,6 @@ class EngineCore:
             setattr(den, name, bool(on))
 
     def stage(self, name: str) -> bool:
-        den = self.denoiser
-        if den is not None:
-            return bool(getattr(den, name, False))
         return bool(self._controls.get(name, False)) if self._model is not None else False
 
     # ------------------------------------------------------------------ processing
@@ -331,15 +311,17 @@ class EngineCore:
             outdata[:] = 0.0
 
     def _process(self, indata, outdata, x, y) -> None:
-        raw = self._raw_delayed[:x.shape[0]]
+        raw = self._delayed[:x.shape[0]]
         try:
             self.nonfinite_samples += mixdown(indata, x)
-            # the input 40 ms late, kept current every block: what an error passes through
-            self._pass_delayed(x, raw, self._raw_line)
-            if self.denoiser is not None:
-                self.denoiser.process(x, out=y)
+            # the input 40 ms late, kept current every block: the output without a model,
+            # and what an error passes through
+            self._pass_delayed(x, raw)
+            den = self.denoiser
+            if den is not None:
+                den.process(x, out=y)
             else:
-                self._pass_delayed(x, y)
+                y[:] = raw
             self.nonfinite_samples += fan_out(y, outdata, self.output_gain)
             self._telemetry_block(x, y)
         except Exception as exc:  # noqa: BLE001 - the audio path must never go silent
@@ -350,12 +332,11 @@ class EngineCore:
             except Exception:  # noqa: BLE001
                 outdata[:] = 0.0
 
-    def _pass_delayed(self, x: np.ndarray, y: np.ndarray, line: np.ndarray | None = None) -> None:
-        # The input, delayed like the Denoiser's output (40 ms), through ``line`` (default:
-        # the pass-through's own delay line).
+    def _pass_delayed(self, x: np.ndarray, y: np.ndarray) -> None:
+        # The input, delayed like the Denoiser's output (40 ms); called once per block.
         d = ALGORITHMIC_DELAY_SAMPLES
         n = x.shape[0]
-        line = self._delay_line if line is None else line
+        line = self._delay_line
         line[d:d + n] = x
         y[:] = line[:n]
         line[:d] = line[n:n + d]

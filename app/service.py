@@ -23,7 +23,7 @@ log = logging.getLogger("percepnet.service")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from .engine import DEMO_DEVICE, NULL_DEVICE
+    from .devices import DEMO_DEVICE, NULL_DEVICE
 
     p = sub.add_parser("run", help="run the suppressor without a window (headless service)",
                        description="Run the real-time suppressor headless: microphone -> "
@@ -61,8 +61,8 @@ def _load_model_or_passthrough(name: str):
 def build_engine(settings: Settings, *, on_status=None, telemetry=None, demo_reason=None):
     """An :class:`Engine` for ``settings``; picks the demo clip when there is no microphone
     and the null output when there is no output device. Returns (engine, notes)."""
-    from .devices import has_microphone, has_output, list_devices
-    from .engine import DEMO_DEVICE, NULL_DEVICE, Engine
+    from .devices import DEMO_DEVICE, NULL_DEVICE, has_microphone, has_output, list_devices
+    from .engine import Engine
 
     notes = []
     model = _load_model_or_passthrough(settings.model)
@@ -110,7 +110,7 @@ def check_null_output(settings: Settings) -> str | None:
     """The null output only paces the demo clip: with a microphone there is no stream to
     open (the engine would retry forever, silent). A one-line error then, else None."""
     from .devices import has_microphone
-    from .engine import DEMO_DEVICE, NULL_DEVICE
+    from .devices import DEMO_DEVICE, NULL_DEVICE
 
     if settings.output_device != NULL_DEVICE or settings.input_device == DEMO_DEVICE:
         return None

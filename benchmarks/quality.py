@@ -42,7 +42,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUME
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -51,7 +50,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import soxr  # noqa: E402
 
-from benchmarks.report import write_report  # noqa: E402
+from benchmarks.report import write_results  # noqa: E402
 
 RATE = 48_000
 SNR_BINS = ((-5.0, 0.0), (0.0, 5.0), (5.0, 10.0), (10.0, 15.0), (15.0, 20.0))
@@ -398,9 +397,7 @@ def _main_val(argv: list[str]) -> str:
             "command": " ".join(["python -m benchmarks.quality", *argv])}
     args.out.mkdir(parents=True, exist_ok=True)
     lines = build_report(rows, systems, meta, args.out)
-    (args.out / "quality-val.json").write_text(json.dumps({"meta": meta, "items": rows}, indent=1,
-                                                          default=float) + "\n")
-    return write_report(args.out, "quality-val.md", lines)
+    return write_results(args.out, "quality-val", lines, meta, rows)
 
 
 if __name__ == "__main__":

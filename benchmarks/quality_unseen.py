@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from benchmarks.report import write_report
+from benchmarks.report import write_results
 
 RATE = 48_000
 #: (key, label, higher is better, format)
@@ -323,9 +323,7 @@ def main(argv: list[str] | None = None) -> str:
                                  *(argv if argv is not None else sys.argv[1:])])}
     args.out.mkdir(parents=True, exist_ok=True)
     lines = build_report(rows, systems, meta, args.out)
-    (args.out / "quality.json").write_text(json.dumps({"meta": meta, "items": rows}, indent=1,
-                                                      default=float) + "\n")
-    return write_report(args.out, "quality.md", lines)
+    return write_results(args.out, "quality", lines, meta, rows)
 
 
 if __name__ == "__main__":

@@ -472,9 +472,9 @@ class MainWindow(QMainWindow):
         """The plain "noise removed" figure, in dB, from the frames that carry only noise."""
         noise = ((sc[:, _VOICING] < NOISE_FRAME_MAX_VOICING) & (sc[:, _SILENT] < 0.5)
                  & (sc[:, _BYPASS] < 0.5))
-        for d in (sc[noise, _IN_DB] - sc[noise, _OUT_DB]):
-            self._noise_db[self._noise_pos % NOISE_READOUT_FRAMES] = d
-            self._noise_pos += 1
+        d = sc[noise, _IN_DB] - sc[noise, _OUT_DB]
+        self._noise_db[(self._noise_pos + np.arange(d.size)) % NOISE_READOUT_FRAMES] = d
+        self._noise_pos += d.size
         if not self.settings.suppression:
             self.noise_removed_label.setText("noise removed: 0 dB (suppression off)")
             self._noise_db[:] = np.nan
@@ -509,7 +509,7 @@ class MainWindow(QMainWindow):
         style = ""
         if d.state != "running":
             style = "color:#e0a84a;"
-        elif not getattr(d, "suppressor_ready", True):
+        elif not d.suppressor_ready:
             text = "◌ preparing the suppressor (first start only) — passing your voice through"
             style = "color:#e0a84a;"
         if d.fallback:
@@ -532,8 +532,7 @@ class MainWindow(QMainWindow):
                                       f"{dl[0]:.1f} ms + 40 ms algorithmic + device out "
                                       f"{dl[1]:.1f} ms (measured from stream timestamps when "
                                       "available)")
-        cpu = max(d.cpu_load, d.model_rtf)
-        self.cpu_label.setText(f"CPU {100.0 * cpu:.1f} %")
+        self.cpu_label.setText(f"CPU {100.0 * d.cpu_share:.1f} %")
         self.cpu_label.setToolTip(f"Audio processing, share of one core: PortAudio load "
                                   f"{100 * d.cpu_load:.1f} %, processing/real time "
                                   f"{100 * d.model_rtf:.1f} %; callback p50/p99 "
