@@ -110,6 +110,10 @@ def _server_label(info: Any) -> str:
 #: Longest wait for the server to finish unloading our modules, s (it unloads them on its
 #: next main-loop turn, normally within a few ms).
 UNLOAD_WAIT_S = 2.0
+# How long a freshly loaded chain may take to show up, in s. pipewire-pulse acknowledges
+# ``module-remap-source`` before its filter node exists (the source is listed some tens of
+# ms later, more on a loaded 2-core machine); PulseAudio lists it at once.
+BUILD_WAIT_S = 3.0
 
 
 @dataclass
@@ -274,6 +278,10 @@ class PulseVirtualMic(VirtualMic):
             loaded.append(pulse.module_load("module-null-sink", self.sink_args()))
             loaded.append(pulse.module_load("module-remap-source", self.source_args()))
             chain = self._inspect(pulse)
+            deadline = time.monotonic() + BUILD_WAIT_S
+            while not chain.complete and time.monotonic() < deadline:
+                time.sleep(0.02)
+                chain = self._inspect(pulse)
             if not chain.complete:
                 raise _BuildError("; ".join(chain.problems))
         except (pulsectl.PulseError, _BuildError) as exc:
