@@ -163,10 +163,27 @@ class PulseServer:
         out = self.pactl("load-module", "module-null-sink", f"sink_name={name}", "rate=48000",
                          f"channels={channels}",
                          f"sink_properties=device.description={desc}").stdout
-        return int(out.strip())
+        index = int(out.strip())
+        # the server renames a sink whose name is still taken (``<name>.2``): then every
+        # client naming ``name`` would reach another sink or none, and the test would measure
+        # garbage. Fail here, with the reason, instead.
+        names = [row[1] for row in self.short_list("sinks") if len(row) > 1]
+        if name not in names:
+            self.unload_module(index)
+            raise PulseServerError(f"null sink {name!r} not created as named (sinks: {names})")
+        return index
 
-    def unload_module(self, index: int) -> None:
+    def unload_module(self, index: int, wait_s: float = 3.0) -> None:
+        """Unload and wait until the server has dropped the module: PulseAudio acknowledges
+        an unload before it runs it, and a sink of the same name loaded meanwhile (the next
+        test's fixture) would be renamed ``<name>.2``."""
         self.pactl("unload-module", str(index))
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if not any(row and row[0] == str(index) for row in self.short_list("modules")):
+                return
+            time.sleep(0.02)
+        raise PulseServerError(f"module {index} still loaded {wait_s} s after its unload")
 
     def short_list(self, what: str) -> list[list[str]]:
         out = self.pactl("list", "short", what).stdout
