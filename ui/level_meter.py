@@ -1,14 +1,17 @@
 """A horizontal peak meter in dBFS with a 1.5 s peak-hold mark, painted directly (cheaper
-than a plot for one number at 30 fps)."""
+than a plot for one number at 30 fps), and the "noise removed" readout under the meters."""
 from __future__ import annotations
 
 import time
 
+import numpy as np
 from PyQt6.QtCore import QRectF, Qt
 from PyQt6.QtGui import QColor, QPainter
-from PyQt6.QtWidgets import QSizePolicy, QWidget
+from PyQt6.QtWidgets import QLabel, QSizePolicy, QWidget
 
-__all__ = ["LevelMeter"]
+from percepnet.app.telemetry import Telemetry
+
+__all__ = ["LevelMeter", "NoiseRemovedLabel"]
 
 GREEN = QColor("#4cc38a")
 AMBER = QColor("#e0a84a")
@@ -61,3 +64,44 @@ class LevelMeter(QWidget):
         p.drawText(QRectF(4, 0, w - 8, h), Qt.AlignmentFlag.AlignVCenter,
                    f"{self.label}  {self.level_db:5.1f} dB")
         p.end()
+
+
+_IN_DB = Telemetry.field("input_db")
+_OUT_DB = Telemetry.field("output_db")
+_VOICING = Telemetry.field("voicing")
+_SILENT = Telemetry.field("silent")
+_BYPASS = Telemetry.field("bypass")
+#: frames the pitch tracker finds unvoiced below this voicing count as noise for the
+#: "noise removed" readout (speech pauses, the noise between words)
+NOISE_FRAME_MAX_VOICING = 0.3
+#: the readout is the median over the last this many noise frames (about 5 s of pauses)
+NOISE_READOUT_FRAMES = 500
+
+
+class NoiseRemovedLabel(QLabel):
+    """``push(scalars, suppression)`` with the telemetry's scalar rows; shows how much
+    quieter the output is than the input in the noise-only frames."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("noise removed: –", parent)
+        self.setToolTip(
+            "How much quieter the output is than the input in the pauses between words "
+            "(unvoiced, non-silent frames), median over the last few seconds of them.")
+        self._noise_db = np.full(NOISE_READOUT_FRAMES, np.nan)
+        self._noise_pos = 0
+
+    def push(self, sc: np.ndarray, suppression: bool) -> None:
+        """The plain "noise removed" figure, in dB, from the frames that carry only noise."""
+        noise = ((sc[:, _VOICING] < NOISE_FRAME_MAX_VOICING) & (sc[:, _SILENT] < 0.5)
+                 & (sc[:, _BYPASS] < 0.5))
+        d = sc[noise, _IN_DB] - sc[noise, _OUT_DB]
+        self._noise_db[(self._noise_pos + np.arange(d.size)) % NOISE_READOUT_FRAMES] = d
+        self._noise_pos += d.size
+        if not suppression:
+            self.setText("noise removed: 0 dB (suppression off)")
+            self._noise_db[:] = np.nan
+            self._noise_pos = 0
+        elif self._noise_pos >= 20:
+            self.setText(f"noise removed: {float(np.nanmedian(self._noise_db)):.0f} dB")
+        else:
+            self.setText("noise removed: – (waiting for a pause)")

@@ -5,6 +5,9 @@ back-end runs in a worker thread (they talk to the sound server and the self-tes
 The back-end (``percepnet.app.mic_backends.get_backend()``) is optional: when the module is
 missing, or creating the back-end fails, the controller reports "unavailable" and the
 window disables its controls.
+
+:class:`VirtualMicPanel` is the window's "Virtual microphone" box (mode and "Listen to
+myself" switches) with the status-bar readout and self-test button, driven by the controller.
 """
 from __future__ import annotations
 
@@ -13,9 +16,16 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-from PyQt6.QtCore import QObject, pyqtSignal
+from PyQt6.QtCore import QObject, QTimer, pyqtSignal
+from PyQt6.QtWidgets import QGroupBox, QLabel, QPushButton, QVBoxLayout
 
-__all__ = ["VirtualMicController", "load_backend"]
+from percepnet.app.settings import PARAMS, Settings
+
+from .controls import ParamCheck
+
+__all__ = ["VirtualMicController", "VirtualMicPanel", "load_backend", "VMIC_STATUS_INTERVAL_MS"]
+
+VMIC_STATUS_INTERVAL_MS = 5000
 
 log = logging.getLogger("percepnet.ui")
 
@@ -255,3 +265,138 @@ class VirtualMicController(QObject):
             self.enabled_changed.emit(True, str(sink), text, True)
         else:
             self.enabled_changed.emit(False, "", text, True)
+
+
+class VirtualMicPanel(QGroupBox):
+    """The "Virtual microphone" box: :attr:`vmic_check` (mode on/off) and
+    :attr:`monitor_check` ("Listen to myself", to ``chosen_output()``), plus
+    :attr:`status_label` and :attr:`self_test_button` for the status bar. The routing of the
+    engine's output follows ``vmic.enabled_changed`` elsewhere (the device controller).
+
+    Signals: :attr:`settings_changed` (save them), :attr:`message` (status-bar text, ms),
+    :attr:`server_unreachable` (no sound server: the first-run hint is moot).
+    """
+
+    settings_changed = pyqtSignal()
+    message = pyqtSignal(str, int)
+    server_unreachable = pyqtSignal()
+
+    def __init__(self, vmic: VirtualMicController, engine, settings: Settings,
+                 chosen_output: Callable[[], str], parent=None) -> None:
+        super().__init__("Virtual microphone", parent)
+        self.vmic = vmic
+        self.engine = engine
+        self.settings = settings
+        self._chosen_output = chosen_output
+        self._self_test_pending = False
+        self.self_test_result: tuple[bool, str] | None = None
+        self._timer = QTimer(self)
+        self._timer.setInterval(VMIC_STATUS_INTERVAL_MS)
+        self._timer.timeout.connect(self.vmic.refresh_status)
+
+        lay = QVBoxLayout(self)
+        self.vmic_check = ParamCheck(PARAMS["virtual_mic"], settings.virtual_mic)
+        self.vmic_check.toggled.connect(self._on_virtual_mic)
+        self.monitor_check = ParamCheck(PARAMS["monitor"], settings.monitor)
+        self.monitor_check.toggled.connect(self._on_monitor)
+        if not hasattr(engine, "monitor"):
+            self.monitor_check.setToolTip(self.monitor_check.toolTip()
+                                          + " (Not yet supported by the audio engine: the "
+                                          "setting is stored.)")
+        lay.addWidget(self.vmic_check)
+        lay.addWidget(self.monitor_check)
+        if not vmic.available:
+            self.vmic_check.setEnabled(False)
+            self.vmic_check.setToolTip(f"Virtual microphone unavailable: {vmic.reason}")
+        self.monitor_check.setEnabled(vmic.available and settings.virtual_mic)
+
+        self.status_label = QLabel(vmic.last_text)
+        self.self_test_button = QPushButton("Self-test")
+        self.self_test_button.setToolTip("Play a short 1 kHz tone into “PercepNet Microphone” "
+                                          "and read it back (anyone recording from it hears "
+                                          "the beep)")
+        self.self_test_button.setEnabled(vmic.available)
+        self.self_test_button.clicked.connect(self.run_self_test)
+        vmic.status_changed.connect(self._on_status)
+        vmic.self_test_done.connect(self._on_self_test_done)
+        vmic.enabled_changed.connect(self._on_enabled)
+        vmic.busy_changed.connect(self._on_busy)
+
+    def start(self) -> None:
+        """Poll the state every 5 s and restore the saved mode (where there is a back-end)."""
+        if self.vmic.available:
+            self._timer.start()
+            self.vmic.refresh_status()
+            if self.settings.virtual_mic:
+                self.vmic.set_enabled(True)
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    def run_self_test(self) -> bool:
+        """Start the virtual microphone's self-test in the background."""
+        self._self_test_pending = True
+        started = self.vmic.run_self_test()
+        if not started:
+            self._self_test_pending = False
+            self.message.emit("Virtual microphone unavailable, or a self-test is "
+                              "already running", 4000)
+        return started
+
+    # ------------------------------------------------------------------ controls
+    def _on_monitor(self, on: bool) -> None:
+        self.settings.monitor = on
+        if hasattr(self.engine, "monitor_device"):
+            self.engine.monitor_device = self._chosen_output()
+        if hasattr(self.engine, "monitor"):
+            self.engine.monitor = on
+        self.settings_changed.emit()
+
+    def _on_virtual_mic(self, on: bool) -> None:
+        self.settings.virtual_mic = on
+        self.settings_changed.emit()
+        self.monitor_check.setEnabled(on and self.vmic.available)
+        self.vmic.set_enabled(on)
+
+    # ------------------------------------------------------------------ controller reports
+    def _on_enabled(self, on: bool, sink: str, text: str, requested: bool) -> None:
+        self.status_label.setText(text)
+        if requested and not on:
+            # asked for but could not be created: show it as off (the setting is kept, so
+            # the next start tries again)
+            self.vmic_check.blockSignals(True)
+            self.vmic_check.setChecked(False)
+            self.vmic_check.blockSignals(False)
+            self.monitor_check.setEnabled(False)
+
+    def _on_status(self, text: str, present: bool) -> None:
+        self.status_label.setText(text)
+        self.status_label.setStyleSheet("" if present else "color:#8a94a6;")
+        no_server = not present and "server reachable" in text
+        if no_server:  # nothing to restart meeting apps for, nothing the controls can do
+            self.server_unreachable.emit()
+            reason = "No sound server (PulseAudio/PipeWire) is reachable."
+            for w in (self.vmic_check, self.monitor_check, self.self_test_button):
+                w.setEnabled(False)
+                w.setToolTip(reason)
+        elif self.vmic.available and not self.vmic_check.isEnabled():
+            self.vmic_check.setEnabled(True)
+            self.vmic_check.setToolTip(PARAMS["virtual_mic"].help)
+            self.monitor_check.setEnabled(self.settings.virtual_mic)
+            self.monitor_check.setToolTip(PARAMS["monitor"].help)
+            self.self_test_button.setEnabled(True)
+            self.self_test_button.setToolTip("")
+
+    def _on_busy(self, busy: bool) -> None:
+        self.self_test_button.setEnabled(self.vmic.available and not busy)
+        if busy:
+            self.self_test_button.setText("Testing…" if self._self_test_pending else "Working…")
+        else:
+            self.self_test_button.setText("Self-test")
+
+    def _on_self_test_done(self, ok: bool, text: str) -> None:
+        self._self_test_pending = False
+        first = text.splitlines()[0] if text else ("self-test: OK" if ok else "self-test: FAILED")
+        self.message.emit(first, 8000)
+        self.self_test_button.setToolTip(text)
+        self.self_test_result = (ok, text)

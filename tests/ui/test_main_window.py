@@ -95,7 +95,7 @@ def test_settings_are_saved_debounced_and_first_run_hint(make_window, fake_engin
     assert FIRST_RUN_HINT == "Meeting apps must be restarted to see “PercepNet Microphone”."
     w.atten_slider.slider.setValue(40)
     w.atten_slider.slider.setValue(45)
-    assert w._save_timer.isActive()  # debounced: not written on every slider step
+    assert w.saver.timer.isActive()  # debounced: not written on every slider step
 
     def saved():
         return json.loads(path.read_text())["settings"] if path.exists() else {}
@@ -253,12 +253,12 @@ def test_no_sound_server_drops_the_hint_and_disables_the_mic_controls(make_windo
     w = make_window(fake_engine, settings=s,
                     vmic=VirtualMicController(fakes.VirtualMic(), autoload=False))
     assert FIRST_RUN_HINT in w.visible_banner_texts()
-    w._on_vmic_status("virtual mic: off — no PulseAudio/PipeWire server reachable: refused",
-                      False)
+    w.vmic_panel._on_status(
+        "virtual mic: off — no PulseAudio/PipeWire server reachable: refused", False)
     assert FIRST_RUN_HINT not in w.visible_banner_texts()
     for ctl in (w.vmic_check, w.monitor_check, w.self_test_button):
         assert not ctl.isEnabled() and "No sound server" in ctl.toolTip()
-    w._on_vmic_status("virtual mic: ready (“PercepNet Microphone”)", True)  # server back
+    w.vmic_panel._on_status("virtual mic: ready (“PercepNet Microphone”)", True)  # server back
     assert w.vmic_check.isEnabled() and w.self_test_button.isEnabled()
 
 
