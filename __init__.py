@@ -1,13 +1,22 @@
 """PercepNet Desktop: real-time fullband noise and reverberation suppression.
 
-Package map (each maps to a top-level folder of the repository):
+Package map (each maps to a top-level folder or file of the repository):
 
 - ``percepnet.dsp``: pure frame-based signal processing (framing, ERB bands, pitch, comb
-  filter, strengths, postfilter, features and targets, streaming processor). Imports neither
-  Qt nor sounddevice.
-- ``percepnet.app``: command line, file I/O, (later) the audio engine, devices and routing.
-- ``percepnet.ui``: the PyQt6 + pyqtgraph window (later).
-- ``percepnet.weights``: trained model data and its manifest (later).
+  filter, strengths, postfilter, features and targets, streaming processor, the int8 network
+  runtime and the ``Denoiser``). Imports neither Qt nor sounddevice.
+- ``percepnet.app``: the real-time audio engine, devices and routing, the virtual
+  microphone (PulseAudio/PipeWire, BlackHole, VB-Cable), settings, model loading and
+  offline file processing.
+- ``percepnet.ui``: the PyQt6 + pyqtgraph window (live spectrograms, band gains, pitch
+  track, controls, virtual-microphone panel).
+- ``percepnet.weights``: the shipped trained models (int8 ``.npz`` weights and ``.json``
+  manifests; see ``weights/README.md``).
+- ``percepnet.cli`` (``cli.py``, run by ``__main__.py``): the ``percepnet`` command.
+
+``training/`` (not part of the installed package) builds the training data and trains and
+exports the models. How the signal chain works: ``docs/algorithm.md``; the virtual microphone
+and the sound servers: ``docs/sound-servers.md``.
 """
 import os as _os
 

@@ -26,7 +26,7 @@ Back-ends (:func:`percepnet.app.mic_backends.get_backend` picks one by platform)
 
 :func:`preferred_stream_device` picks the PortAudio device for our own streams on Linux
 (PipeWire's native ALSA device where present: about 25 ms round trip and steady, against
-40-60 ms and creeping through the ``pulse`` plugin; see the stack notes).
+40-60 ms and creeping through the ``pulse`` plugin; see docs/sound-servers.md, 'Latency').
 """
 from __future__ import annotations
 

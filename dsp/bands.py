@@ -1,7 +1,8 @@
 """The 34 triangular ERB bands: band energies, band cross-correlations, band-to-bin gains.
 
-The edge table is data (``dsp/data/erb34.json``; spec section 2, Valin's RNNoise v0.2 rule,
-34 edges from 0 to 400 bins = 0 to 20 kHz at 50 Hz per bin). One triangle peaks on each
+The edge table is data (``dsp/data/erb34.json``; Valin's RNNoise v0.2 rule, 34 edges from 0
+to 400 bins = 0 to 20 kHz at 50 Hz per bin; see docs/algorithm.md, 'The 34 ERB bands'). One
+triangle peaks on each
 edge and falls to zero on the neighbouring edges, so for bin k with e_i <= k < e_{i+1} and
 f = (k - e_i) / (e_{i+1} - e_i), band i gets weight 1 - f and band i+1 gets f. The weights
 of every covered bin (0..400) sum to one. Bins above the last edge (20-24 kHz) belong to no

@@ -1,4 +1,4 @@
-"""Comb (pitch) filter and its per-band energy normalisation (spec sections 4 and 5.3).
+"""Comb (pitch) filter and its per-band energy normalisation (docs/algorithm.md, 'Comb filter').
 
 p(n) = sum_{k=-K..K} w_k y(n - k T) over the 960-sample span of the frame being enhanced,
 with Hann taps normalised to sum 1. Negative k read future samples: this is the paper's
@@ -78,7 +78,7 @@ def comb_filter(history, period, taps, out):
 @njit(cache=True, nogil=True)
 def mix_pitch(spec_y, spec_p, energy_y, energy_p, strengths, edges, norm_bands, norm_bins,
               r_bins, out):
-    """Pitch filtering: Z(k) = (1 - r(k)) Y(k) + r(k) sqrt(E_y/E_p)(k) P(k) (spec 5.3).
+    """Pitch filtering: Z(k) = (1 - r(k)) Y(k) + r(k) sqrt(E_y/E_p)(k) P(k).
 
     The comb output is first scaled per band to the noisy band energy, so r means what the
     strength target assumed (both components energy-normalised).

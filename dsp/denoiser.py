@@ -51,7 +51,7 @@ SILENCE_ENERGY = 1e-10
 _DB_FLOOR = 1e-12
 #: The network's gains are smoothed across neighbouring bands before synthesis:
 #: g_b <- (1 - 2w) g_b + w (g_{b-1} + g_{b+1}), first and last band kept, w = 1/3 (a 3-band
-#: moving average on the ERB scale). Ours, not the paper's [rec]: the network's band-to-band
+#: moving average on the ERB scale). Ours, not the paper's: the network's band-to-band
 #: errors are partly independent (averaging the gains of two independently trained networks
 #: scores 0.06-0.09 PESQ-WB above either alone), and averaging neighbours removes part of
 #: that ripple. Exact gains (the oracle)

@@ -3,7 +3,7 @@
 This is the one source of truth for what the network sees and what it is trained to
 predict: the streaming processor, the oracle and ``training/`` all call into this module.
 
-Timing (spec section 0 and pitfall 5). Push n delivers samples [480 n, 480 (n + 1)).
+Timing (docs/algorithm.md, 'Signal flow per frame'). Push n delivers samples [480 n, 480 (n + 1)).
 Frame n's analysis window is [480 (n - 1), 480 (n + 1)). At push n the frame being
 enhanced is l = n - M (M = 2): its spectrum Y(l) was computed two pushes ago, its pitch
 decision and its comb filter use samples up to the newest one. The features for frame l
@@ -25,7 +25,8 @@ Targets for frame l, from the clean signal x and the noisy mixture y = x + noise
 - strength r_b from q_x = q(X, P), q_y = q(Y, P) with P the clean signal comb-filtered at
   the clean pitch (``strength.py``);
 - mask_b = 0 where the band does not count in the loss: both energies negligible, or the
-  band lies above the clip's real bandwidth (the bandwidth trap in data-sources.md).
+  band lies above the clip's real bandwidth (upsampled audio is empty above its original
+  Nyquist frequency; scoring those bands would teach the network that they always are).
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Framing: the Vorbis window, analysis windowing and windowed overlap-add synthesis.
 
 The 960-sample window is applied at analysis and at synthesis. It is power complementary,
-w(n)^2 + w(n + 480)^2 = 1 (spec section 1), so windowed overlap-add of unmodified frames
-reconstructs the input exactly, delayed by one hop.
+w(n)^2 + w(n + 480)^2 = 1, so windowed overlap-add of unmodified frames reconstructs the
+input exactly, delayed by one hop (docs/algorithm.md, 'Framing and delay').
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Network architectures: layer widths of the PercepNet model (spec section 8.1).
+"""Network architectures: layer widths of the PercepNet model (docs/algorithm.md, 'The network').
 
 dense 70 -> D, causal conv k5 D -> C1, causal conv k3 C1 -> C2, a stack of GRUs, a gain
 branch GRU and a strength branch GRU; tanh hidden activations, sigmoid outputs. The widths

@@ -1,4 +1,5 @@
-"""Streaming pitch estimator and tracker (spec section 3; our adaptation of the design in 3.3).
+"""Streaming pitch estimator and tracker: our design, built from RNNoise's open-loop search and
+the Viterbi tracker of LPCNet's encoder (docs/algorithm.md, 'Pitch tracking').
 
 Per 10 ms hop (push) the tracker
 

@@ -1,4 +1,6 @@
-"""Envelope postfilter and gain-decay cap (spec sections 6.3 and 6.4; inference only).
+"""Envelope postfilter and gain-decay cap (inference only).
+
+See docs/algorithm.md, 'Synthesis: pitch filtering, postfilter, scale bands'.
 
 1. Warped gain g_w = g sin(pi g / 2): bands near 1 are untouched, noisy bands pushed down.
 2. E0 = sum_b (g_b |Y_b|)^2, E1 = sum_b (g_w,b |Y_b|)^2.

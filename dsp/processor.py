@@ -1,6 +1,6 @@
 """The streaming frame processor: any block size in, the same number of samples out.
 
-Signal flow per 10 ms hop (spec section 0): analysis of the noisy input
+Signal flow per 10 ms hop (docs/algorithm.md, 'Signal flow per frame'): analysis of the noisy input
 (``features.analyze_hop``), 34 band gains and 34 comb strengths from a pluggable
 :class:`GainSource` (the oracle now, the network later), then synthesis: pitch filtering
 (energy-normalised mix of Y and the comb output P_hat), the envelope postfilter with the

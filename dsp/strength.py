@@ -1,6 +1,7 @@
 """Pitch coherence, the optimal comb-filter strength r_b and the extra attenuation g_att.
 
-Spec section 5. With triangular band weights h_b(k), the coherence of A and B in band b is
+See docs/algorithm.md, 'Pitch coherence and comb strength'. With triangular band weights
+h_b(k), the coherence of A and B in band b is
 q = sum h_b Re{A B*} / sqrt(sum h_b |A|^2 * sum h_b |B|^2), clamped to [0, 1].
 
 Training targets use q_x = q(X, P) and q_y = q(Y, P), P being the comb-filtered *clean*
@@ -61,7 +62,7 @@ def filtered_coherence(q_y, sigma2):
 
 @njit(cache=True, nogil=True)
 def optimal_strength(q_x, q_y, q_p):
-    """Optimal strength r and extra attenuation g_att for one band (spec 5.2).
+    """Optimal strength r and extra attenuation g_att for one band.
 
     q_x, q_y, q_p: coherences with P of the clean, noisy and ideally comb-filtered noisy
     band, each clamped to [0, 1] here. Returns (r in [0, 1], g_att in (0, 1]).

@@ -1,11 +1,12 @@
 """Write an ensemble model: a manifest naming two shipped networks whose outputs are averaged.
 
 Why: the errors of independently trained networks on unseen speakers are partly
-independent, so the mean of their band gains is a better estimate than either (spec §8 is
-silent; ours). Distilling that mean back into one network recovers only part of it (each
-round of ``training.distill`` gained less: +0.02, then +0.01 PESQ-WB), so the default model
-runs both networks on the same features and averages their gains and comb strengths
-(``percepnet.dsp.denoiser``): twice the network cost, still a few % of one core.
+independent, so the mean of their band gains is a better estimate than either (our idea;
+the paper says nothing about ensembles). Distilling that mean back into one network
+recovers only part of it (each round of ``training.distill`` gained less: +0.02, then
++0.01 PESQ-WB), so the default model runs both networks on the same features and averages
+their gains and comb strengths (``percepnet.dsp.denoiser``): twice the network cost,
+still a few % of one core.
 
 The manifest (``<dir>/<name>.json``, no weights file of its own) records each member's name
 and weights sha256 (``percepnet.app.models`` refuses a member whose weights changed), the

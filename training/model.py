@@ -1,4 +1,6 @@
-"""The PercepNet network in PyTorch (spec section 8.1), the float reference of the int8 runtime.
+"""The PercepNet network in PyTorch, the float reference of the int8 runtime.
+
+Architecture and where its sizes come from: docs/algorithm.md, 'The network'.
 
 Input: standardised 70-value features per frame (``features.compute_features``), output 34
 band gains and 34 comb strengths in [0, 1] per frame. Layer widths come from
@@ -16,7 +18,7 @@ from torch import nn
 
 __all__ = ["PercepNetModel", "WEIGHT_CLIP"]
 
-#: Weight range enforced during training (spec 8.5).
+#: Weight range enforced during training, so int8 loses little (docs/algorithm.md, 'Int8 weights').
 WEIGHT_CLIP = 0.5
 
 

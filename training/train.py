@@ -1,4 +1,6 @@
-"""Train the PercepNet model on feature shards and export it for the runtime (spec section 8).
+"""Train the PercepNet model on feature shards and export it for the runtime.
+
+Background (loss, optimiser, weight range): docs/algorithm.md, 'Training'.
 
 Input: two shard directories (``training.data``), one for training and one for validation,
 each holding ``shard-*.npz`` files with float32 ``features`` [N, T, 70], ``gains``,
@@ -7,7 +9,7 @@ each holding ``shard-*.npz`` files with float32 ``features`` [N, T, 70], ``gains
 (about one crop per ``seq_frames`` frames of data), in an order fixed by (seed, epoch), so a
 run resumed from a checkpoint sees exactly the batches the uninterrupted run would have seen.
 
-Loss (spec 8.2): gain term (g^γ − ĝ^γ)² + C4·(g^γ − ĝ^γ)⁴ and strength term
+Loss (the PercepNet/RNNoise form): gain term (g^γ − ĝ^γ)² + C4·(g^γ − ĝ^γ)⁴ and strength term
 ((1−r)^γ − (1−r̂)^γ)², γ = 0.5, C4 = 10, each averaged over the bands the mask keeps.
 ``--loss compressed`` (against over-suppression: clean and high-SNR speech must come out
 unharmed) replaces the gain term with a compressed one weighted by speech activity,
@@ -17,8 +19,9 @@ scaled by the target itself (speech-dominated bands); both averaged with the wei
 the bands the mask keeps. The shards hold no clean signal, so the activity is read from the
 targets: vad = clip((max over kept bands of g − 0.1) / 0.3, 0, 1) (a frame without speech
 has ideal gains near 0 in every band). The strength term is unchanged.
-Optimiser (spec 8.3 [rec]): AdamW, per-step cosine learning rate from 1e-3 to 1e-5 over the
-run, gradient-norm clipping, weights clipped to ±0.5 after every step (spec 8.5).
+Optimiser (our choice; the paper's is unknown): AdamW, per-step cosine learning rate from
+1e-3 to 1e-5 over the run, gradient-norm clipping, weights clipped to ±0.5 after every step
+(for int8 export).
 
 Usage::
 
@@ -189,7 +192,7 @@ def _loss_terms(gains, strengths, g_hat, r_hat, mask):
 def percepnet_loss(gains: torch.Tensor, strengths: torch.Tensor, g_hat: torch.Tensor,
                    r_hat: torch.Tensor, mask: torch.Tensor,
                    strength_weight: float = 1.0) -> torch.Tensor:
-    """Spec 8.2 loss: gain term + strength_weight * strength term, each a mean over the bands
+    """PercepNet loss: gain term + strength_weight * strength term, each a mean over the bands
     mask keeps (strength_weight 1 = the paper's sum).
 
     All tensors (..., 34); targets ``gains``/``strengths``, predictions ``g_hat``/``r_hat``.
@@ -214,7 +217,7 @@ def compressed_loss(gains: torch.Tensor, strengths: torch.Tensor, g_hat: torch.T
                     vad_weight: float = VAD_WEIGHT) -> torch.Tensor:
     """Gain loss against over-suppression (see the module docstring): activity-weighted
     (g^power − ĝ^power)² + over_weight · the same weights · g · max(0, g^power − ĝ^power)²,
-    both a weighted mean over the kept bands, + strength_weight · the spec strength term.
+    both a weighted mean over the kept bands, + strength_weight · the PercepNet strength term.
 
     All tensors (..., T, 34); returns 0 (with a gradient path) when the mask keeps nothing.
     """
@@ -294,11 +297,11 @@ class TrainConfig:
     lr_min: float = 1e-5
     weight_decay: float = 1e-2
     grad_clip: float = 1.0
-    #: weight of the strength term in the training loss (1 = spec 8.2). Below 1 the shared
-    #: layers spend more of their capacity on the band gains, which is what users hear while
+    #: weight of the strength term in the training loss (1 = the PercepNet loss). Below 1 the
+    #: shared layers spend more of their capacity on the band gains, which is what users hear while
     #: the comb filter is off (its registry default).
     strength_weight: float = 1.0
-    #: "percepnet" (the spec's loss) or "compressed" (``compressed_loss``: against
+    #: "percepnet" (the PercepNet loss) or "compressed" (``compressed_loss``: against
     #: over-suppression); over_weight: its over-attenuation penalty
     loss: str = "percepnet"
     over_weight: float = 1.0

@@ -78,7 +78,8 @@ def test_loss_zero_for_perfect_predictions_and_ignores_masked_bands():
     g2, r2 = g.clone(), r.clone()
     g2[..., 20:], r2[..., 20:] = 1 - g[..., 20:], 1 - r[..., 20:]
     assert float(percepnet_loss(g, r, g2, r2, mask)) == pytest.approx(0.0, abs=1e-5)
-    # an error in a kept band is seen, with the spec's value: d^2 + 10 d^4 for the gain term
+    # an error in a kept band is seen, with the PercepNet loss's value: d^2 + 10 d^4 for the
+    # gain term
     g3 = g.clone()
     g3[0, 0, 0] = 0.0
     g[0, 0, 0] = 1.0
