@@ -3,7 +3,7 @@
 On Linux desktops PortAudio (Debian's 19.6, ALSA host API only) shows just ``pulse`` and
 ``default`` for everything the sound server has, so microphones and speakers are listed from
 PulseAudio / PipeWire-pulse through ``pulsectl`` and opened through PortAudio's ``pulse``
-device with libpulse routing (see ``engine.Engine._pa_device``). Other PortAudio devices
+device with libpulse routing (see ``stream_routing.StreamRouter.pa_device``). Other PortAudio devices
 (hardware ``hw:``, the native ``pipewire`` device, macOS/Windows devices) are listed too.
 Monitors of sinks and our own virtual microphone are not offered as inputs (feedback loop).
 """

@@ -172,7 +172,7 @@ class PulseVirtualMic(VirtualMic):
         return f"{self.description} Sink"
 
     def sink_args(self) -> str:
-        # nested quotes: a description with spaces needs "prop='a b'" (stack notes, pulsectl)
+        # nested quotes: a description with spaces needs "prop='a b'" (pulsectl fails to load the module otherwise)
         return (f"sink_name={self.sink_name} rate={SAMPLE_RATE_HZ} channels=1 channel_map=mono "
                 f"sink_properties=\"device.description='{self.sink_description}'\"")
 

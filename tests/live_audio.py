@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 
 import numpy as np
 import soundfile as sf
@@ -14,10 +15,23 @@ __all__ = ["RATE", "start_silence_feeder", "noisy_speech", "Recorder", "play", "
            "snr_db", "segment_match", "realign", "stream_clip"]
 
 
-def start_silence_feeder(server, sink: str) -> subprocess.Popen:
-    return subprocess.Popen(["pacat", "--playback", f"--device={sink}", "--format=float32le",
+def start_silence_feeder(server, sink: str, timeout_s: float = 10.0) -> subprocess.Popen:
+    """Play silence into ``sink`` for good, and return once the sink is running: until then
+    its monitor delivers audio in bursts of up to 2 s, and a stream that starts recording it
+    then keeps that backlog as latency (measured: a live test's engine at 1.3 s)."""
+    proc = subprocess.Popen(["pacat", "--playback", f"--device={sink}", "--format=float32le",
                              f"--rate={RATE}", "--channels=1", "--latency-msec=10",
                              "/dev/zero"], env=server.child_env(), stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if any(len(row) > 4 and row[1] == sink and row[4] == "RUNNING"
+               for row in server.short_list("sinks")):
+            return proc
+        if proc.poll() is not None:
+            raise RuntimeError(f"the silence feeder for {sink} exited ({proc.returncode})")
+        time.sleep(0.02)
+    proc.terminate()
+    raise RuntimeError(f"{sink} not running {timeout_s} s after its silence feeder started")
 
 
 def noisy_speech(seconds: float, snr_db: float = 5.0):
