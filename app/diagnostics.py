@@ -75,7 +75,7 @@ class Diagnostics:
                 f"limit={self.atten_limit_db:g}dB latency={self.latency_ms:.0f}ms "
                 f"cb p50/p99={self.callback_p50_ms:.2f}/{self.callback_p99_ms:.2f}ms "
                 f"cpu={100 * self.cpu_share:.1f}% rtf={self.model_rtf:.3f} xruns={self.xruns} "
-                f"errors={self.errors}" + (" INSUFFICIENT-RESOURCES"
+                f"resyncs={self.resyncs} errors={self.errors}" + (" INSUFFICIENT-RESOURCES"
                                           if self.insufficient_resources else "")
                 + (f" MISSING-{self.fallback.upper().replace(' ', '-')}-DEVICE(using default)"
                    if self.fallback else ""))

@@ -126,8 +126,10 @@ def _loop_latency_ms(sink: str, source: str, seconds: float = 3.0) -> float:
     finally:
         for k, v in saved.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    deadline = time.monotonic() + seconds + 10.0
     with st:
-        while pos[0] < len(probe):
+        while pos[0] < len(probe):  # a stalled probe fails here instead of hanging the suite
+            assert time.monotonic() < deadline, f"probe stream stalled at {pos[0]} samples"
             time.sleep(0.05)
     # lag of each click after the first second
     lags = []
