@@ -29,13 +29,14 @@ from percepnet.dsp.denoiser import Denoiser
 
 PAGE_DIR = Path(__file__).with_name("browser")
 
-# Not yet reliable enough for every `make test`: in about 1 run of 3 on a loaded 2-core box
-# the recording does not line up with the clip at all (SI-SDR -13.6 dB) while the engine
-# reports no error or restart; the cause is still open (the capture path, or this harness).
-# Runs with PERCEPNET_BROWSER_TEST=1; otherwise skipped with this reason in the summary.
-pytestmark = pytest.mark.skipif(
+# On PulseAudio about 1 run in 3 records a stream that does not line up with the clip at all
+# (SI-SDR -13 dB, every second of it) while the engine reports no error or restart, and the
+# same run on PipeWire is fine; the cause is still open (Chromium's PulseAudio capture, or this
+# harness). So the PulseAudio run is opt-in (PERCEPNET_BROWSER_TEST=1, skipped with this
+# reason in the summary) and the PipeWire run, what current desktops use, always runs.
+_PULSE_OPT_IN = pytest.mark.skipif(
     os.environ.get("PERCEPNET_BROWSER_TEST") != "1",
-    reason="browser client test is opt-in (PERCEPNET_BROWSER_TEST=1): ~1 in 3 PulseAudio "
+    reason="browser client test on PulseAudio is opt-in (PERCEPNET_BROWSER_TEST=1): ~1 in 3 "
            "runs records a stream that does not line up with the clip (open)")
 RECORD_S = 11.0
 CLIP_S = 6.0
@@ -99,8 +100,15 @@ def _chromium(server, url: str, tmp_path: Path) -> subprocess.Popen:
         stderr=(tmp_path / "chromium.log").open("w"))
 
 
-def test_chromium_records_the_cleaned_voice(sound_server, page_server, tmp_path):
-    server = sound_server
+@pytest.mark.parametrize("server_kind", [pytest.param("pulseaudio", marks=_PULSE_OPT_IN),
+                                         "pipewire"])
+def test_chromium_records_the_cleaned_voice(server_kind, request, page_server, tmp_path):
+    server = request.getfixturevalue(f"{server_kind}_session")
+    with server.active():
+        _record_and_check(server, page_server, tmp_path)
+
+
+def _record_and_check(server, page_server, tmp_path):
     httpd, results, arrived = page_server
     clean, noisy = noisy_speech(CLIP_S, snr_db=5.0)
     wav = tmp_path / "noisy.wav"
@@ -142,18 +150,12 @@ def test_chromium_records_the_cleaned_voice(sound_server, page_server, tmp_path)
     edge = RATE // 2  # the recording starts and ends mid-clip: leave the edges out
     sl = slice(edge, len(clean) - edge)
     snr_in, snr_off, snr_live = (snr_db(clean[sl], x[sl]) for x in (noisy, offline, live))
-    # per second, then the median: a glitch of the capture path (tens of ms, seen now and
-    # then on PulseAudio with both cores busy) spoils one second, not the verdict
-    secs = [slice(a, a + RATE) for a in range(edge, len(clean) - edge - RATE + 1, RATE)]
-    med_in, med_off, med_live = (float(np.median([snr_db(clean[s_], x[s_]) for s_ in secs]))
-                                 for x in (noisy, offline, live))
     print(f"\n{server.kind}: SI-SDR input {snr_in:.1f} dB, offline denoise {snr_off:.1f} dB, "
-          f"Chromium recording {snr_live:.1f} dB (per-second medians {med_in:.1f} / "
-          f"{med_off:.1f} / {med_live:.1f}); engine restarts {diag.restarts}")
+          f"Chromium recording {snr_live:.1f} dB; engine restarts {diag.restarts}")
     # the live path loses (almost) nothing against offline denoising of the same input
-    assert med_live >= med_off - 1.0, (med_in, med_off, med_live, snr_live)
-    # and the voice is clearly cleaner than it came in (offline: +5.9 dB on this clip)
-    assert med_live >= med_in + 5.0, (med_in, med_off, med_live, snr_live)
+    assert snr_live >= snr_off - 1.0, (snr_in, snr_off, snr_live)
+    # and the voice is clearly cleaner than it came in (offline itself: +5.9 dB on this clip)
+    assert snr_live >= snr_in + 5.0, (snr_in, snr_off, snr_live)
     # Stream restarts are reported, not asserted: with the whole suite loading both cores,
     # PulseAudio runs have shown 2 restarts (ALSA poll errors) in 11 s; idle runs show 0.
     assert diag.errors == 0, diag
