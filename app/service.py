@@ -63,6 +63,7 @@ def build_engine(settings: Settings, *, on_status=None, telemetry=None, demo_rea
     and the null output when there is no output device. Returns (engine, notes)."""
     from .devices import DEMO_DEVICE, NULL_DEVICE, has_microphone, has_output, list_devices
     from .engine import Engine
+    from .settings import engine_kwargs
 
     notes = []
     model = _load_model_or_passthrough(settings.model)
@@ -79,10 +80,7 @@ def build_engine(settings: Settings, *, on_status=None, telemetry=None, demo_rea
         output_device = NULL_DEVICE
         notes.append("no output device: processing in real time without playback")
     engine = Engine(model, input_device=input_device, output_device=output_device,
-                    atten_limit_db=settings.atten_limit_db, suppression=settings.suppression,
-                    use_comb=settings.use_comb, use_postfilter=settings.use_postfilter,
-                    use_decay_cap=settings.use_decay_cap, latency_ms=settings.latency_ms,
-                    on_status=on_status, telemetry=telemetry,
+                    **engine_kwargs(settings), on_status=on_status, telemetry=telemetry,
                     # first start: audio flows at once, the kernels compile meanwhile
                     prepare_in_background=True)
     return engine, notes

@@ -24,7 +24,8 @@ import platformdirs
 from percepnet.dsp.denoiser import ATTEN_LIMIT_DB_RANGE
 from percepnet.dsp.stage_defaults import STAGE_DEFAULTS
 
-__all__ = ["Param", "PARAMS", "STAGE_PARAMS", "stage_defaults", "Settings", "SettingsError",
+__all__ = ["Param", "PARAMS", "STAGE_PARAMS", "ENGINE_PARAMS", "engine_kwargs", "stage_defaults",
+           "Settings", "SettingsError",
            "config_path", "add_arguments", "apply_arguments", "CONFIG_FILE_NAME"]
 
 log = logging.getLogger("percepnet.settings")
@@ -124,6 +125,16 @@ STAGE_PARAMS = tuple(STAGE_DEFAULTS)
 def stage_defaults() -> dict[str, bool]:
     """The stage switches' product defaults, as ``Denoiser`` keyword arguments."""
     return {name: PARAMS[name].default for name in STAGE_PARAMS}
+
+
+#: The parameters that are the engine's live controls, in its keyword arguments' names.
+ENGINE_PARAMS = ("atten_limit_db", "suppression", *STAGE_PARAMS, "latency_ms")
+
+
+def engine_kwargs(settings: "Settings") -> dict[str, Any]:
+    """``settings`` as keyword arguments of ``engine.Engine`` (the one place that spells
+    out which settings the engine takes)."""
+    return {name: getattr(settings, name) for name in ENGINE_PARAMS}
 
 
 def or_defaults(**values) -> tuple:

@@ -36,6 +36,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from percepnet.dsp.constants import SAMPLE_RATE_HZ
+
 __all__ = [
     "MIC_DESCRIPTION", "SINK_NAME", "SOURCE_NAME", "TONE_FREQ_HZ", "TONE_SECONDS",
     "MicStatus", "SelfTestResult", "VirtualMic", "preferred_stream_device",
@@ -47,7 +49,6 @@ MIC_DESCRIPTION = "PercepNet Microphone"
 #: Linux: the null sink the engine writes to, and the remap source over its monitor
 SINK_NAME = "percepnet_mic_sink"
 SOURCE_NAME = "percepnet_mic"
-SAMPLE_RATE_HZ = 48_000
 
 #: self-test tone: 1 kHz sine, 0.5 s, peak 0.5 (RMS -9.0 dBFS), 10 ms raised-cosine fades
 TONE_FREQ_HZ = 1000.0

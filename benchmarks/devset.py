@@ -21,8 +21,9 @@ import soundfile as sf
 import soxr
 
 from training.sources import fetch_packages as _fetch_packages
+from percepnet.dsp.constants import SAMPLE_RATE_HZ
 
-RATE = 48_000
+RATE = SAMPLE_RATE_HZ  # the one definition: percepnet.dsp.constants
 PACKAGES = ("tuxpaint-stamps-default", "bucklespring-data")
 LANGUAGES = ("ru", "fr", "da", "be", "ro", "bg", "ca")
 NOISE_TYPES = ("vacuum", "washing", "typing", "pink", "fan", "babble")

@@ -43,8 +43,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from percepnet.dsp.constants import SAMPLE_RATE_HZ
 
-RATE = 48_000
+RATE = SAMPLE_RATE_HZ  # the one definition: percepnet.dsp.constants
 VERSION = 1
 ITEM_SECONDS = 10.0
 #: input SNRs in dB; None is the clean-input condition (no noise added)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import soxr
+from percepnet.dsp.constants import SAMPLE_RATE_HZ
 
-RATE = 48_000
+RATE = SAMPLE_RATE_HZ  # the one definition: percepnet.dsp.constants
 
 
 def si_sdr(ref: np.ndarray, est: np.ndarray) -> float:

@@ -48,8 +48,9 @@ import soundfile as sf  # noqa: E402
 import soxr  # noqa: E402
 
 from benchmarks.report import write_report
+from percepnet.dsp.constants import SAMPLE_RATE_HZ
 
-RATE = 48_000
+RATE = SAMPLE_RATE_HZ  # the one definition: percepnet.dsp.constants
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 
 # Constant delays, in samples at the peer's own rate. Measured with `measure_delay` below:

@@ -51,8 +51,9 @@ import numpy as np  # noqa: E402
 import soxr  # noqa: E402
 
 from benchmarks.report import write_results  # noqa: E402
+from percepnet.dsp.constants import SAMPLE_RATE_HZ
 
-RATE = 48_000
+RATE = SAMPLE_RATE_HZ  # the one definition: percepnet.dsp.constants
 SNR_BINS = ((-5.0, 0.0), (0.0, 5.0), (5.0, 10.0), (10.0, 15.0), (15.0, 20.0))
 NOISE_KINDS = ("recorded", "babble", "typing", "fan", "hum", "pink", "white", "brown")
 #: (key, label, higher is better, format)

@@ -35,8 +35,9 @@ import numpy as np
 import soxr
 
 from benchmarks.report import write_results
+from percepnet.dsp.constants import SAMPLE_RATE_HZ
 
-RATE = 48_000
+RATE = SAMPLE_RATE_HZ  # the one definition: percepnet.dsp.constants
 #: (key, label, higher is better, format)
 METRICS = (
     ("pesq", "PESQ-WB", True, "{:.2f}"),

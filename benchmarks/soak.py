@@ -41,8 +41,9 @@ import soundfile as sf  # noqa: E402
 import soxr  # noqa: E402
 
 from benchmarks.report import write_report  # noqa: E402
+from percepnet.dsp.constants import SAMPLE_RATE_HZ
 
-RATE = 48_000
+RATE = SAMPLE_RATE_HZ  # the one definition: percepnet.dsp.constants
 CHUNK_S = 10.0
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 SPEECH_FILES = ("speech_fr.ogg", "speech_ru.ogg", "speech_da.ogg")

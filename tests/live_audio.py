@@ -8,8 +8,9 @@ import numpy as np
 import soundfile as sf
 
 from audio_fixtures import load_fixture, mix_at_snr
+from percepnet.dsp.constants import SAMPLE_RATE_HZ
 
-RATE = 48_000
+RATE = SAMPLE_RATE_HZ  # the one definition: percepnet.dsp.constants
 
 __all__ = ["RATE", "start_silence_feeder", "noisy_speech", "Recorder", "play", "align",
            "snr_db", "segment_match", "realign", "stream_clip"]

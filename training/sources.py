@@ -35,8 +35,9 @@ import numpy as np
 import platformdirs
 import soundfile as sf
 import soxr
+from percepnet.dsp.constants import SAMPLE_RATE_HZ
 
-RATE = 48_000
+RATE = SAMPLE_RATE_HZ  # the one definition: percepnet.dsp.constants
 SPEECH_PACKAGE = "tuxpaint-stamps-default"
 KEYS_PACKAGE = "bucklespring-data"
 MUSIC_PACKAGE = "wesnoth-1.16-music"

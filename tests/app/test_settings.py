@@ -67,3 +67,24 @@ def test_cli_flags_come_from_params():
     assert s.atten_limit_db == 20.0 and s.suppression is False
     with pytest.raises(SystemExit):
         p.parse_args(["--atten-limit-db", "500"])
+
+
+def test_engine_kwargs_are_exactly_the_engines_controls():
+    """One function turns settings into the engine's arguments: every parameter it passes
+    is an Engine keyword, every Engine control with a product default comes from it, and
+    the values are the settings' own."""
+    import inspect
+
+    from percepnet.app.engine import Engine
+    from percepnet.app.settings import PARAMS, Settings, engine_kwargs
+
+    s = Settings({"atten_limit_db": 12.0, "suppression": False, "latency_ms": 50.0})
+    kw = engine_kwargs(s)
+    params = inspect.signature(Engine).parameters
+    assert set(kw) <= set(params)
+    # the model and the devices are settings too, but build_engine resolves them (the model
+    # loaded or pass-through, the demo clip, the null output)
+    devices = {"model", "input_device", "output_device"}
+    assert {n for n in params if n in PARAMS} - devices == set(kw)
+    assert kw["atten_limit_db"] == 12.0 and kw["suppression"] is False
+    assert kw["latency_ms"] == 50.0

@@ -22,8 +22,9 @@ from percepnet.app.virtual_mic import MIC_DESCRIPTION, SINK_NAME, SOURCE_NAME
 from percepnet.app.virtual_mic_pulse import KeepAlive, PulseVirtualMic
 
 from audio_fixtures import load_fixture
+from percepnet.dsp.constants import SAMPLE_RATE_HZ
 
-RATE = 48_000
+RATE = SAMPLE_RATE_HZ  # the one definition: percepnet.dsp.constants
 
 
 # --------------------------------------------------------------------------- helpers
