@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{r['xruns_end']} | {r['resyncs_end']} |")
     lines += ["", f"{args.minutes:g} min per server, a busy loop on the other core after the "
               "fresh figure; targets <= 60 ms fresh, <= +10 ms at the end, 0 xruns."]
-    write_results(Path(args.out), "latency", {"rows": rows}, "\n".join(lines) + "\n")
+    write_results(Path(args.out), "latency", lines, {"minutes": args.minutes}, rows)
     return 0
 
 
