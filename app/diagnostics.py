@@ -77,5 +77,8 @@ class Diagnostics:
                 f"cpu={100 * self.cpu_share:.1f}% rtf={self.model_rtf:.3f} xruns={self.xruns} "
                 f"resyncs={self.resyncs} errors={self.errors}" + (" INSUFFICIENT-RESOURCES"
                                           if self.insufficient_resources else "")
+                + (f" nonfinite-samples={self.nonfinite_samples}"
+                   if self.nonfinite_samples else "")
+                + (f" suppressor-resets={self.denoiser_resets}" if self.denoiser_resets else "")
                 + (f" MISSING-{self.fallback.upper().replace(' ', '-')}-DEVICE(using default)"
                    if self.fallback else ""))

@@ -32,7 +32,7 @@ from .engine_supervisor import Supervisor
 from .latency_tracker import LatencyTracker
 from .monitor_output import MonitorOutput
 from .settings import or_defaults
-from .stream_routing import StreamRouter, sounddevice
+from .stream_routing import StreamRouter, close_quietly, sounddevice
 from .telemetry import Telemetry
 
 __all__ = ["EngineCore", "Engine", "Diagnostics", "DEMO_DEVICE", "NULL_DEVICE", "BLOCK_SIZE",
@@ -285,12 +285,7 @@ class Engine:
         self._stop_pacer()
         self._mon.close()
         st, self._stream = self._stream, None
-        if st is not None:
-            try:
-                st.abort(ignore_errors=True)
-                st.close(ignore_errors=True)
-            except Exception:  # noqa: BLE001
-                pass
+        close_quietly(st)
 
     def _make_duplex_stream(self):
         sd = sounddevice()

@@ -17,6 +17,7 @@ from percepnet.dsp.blockops import ring_write
 from percepnet.dsp.constants import SAMPLE_RATE_HZ
 
 from .engine_core import BLOCK_SIZE
+from .stream_routing import close_quietly
 
 __all__ = ["MonitorOutput", "MONITOR_RING", "MONITOR_TARGET_LAG", "MONITOR_MAX_LAG"]
 
@@ -83,9 +84,4 @@ class MonitorOutput:
 
     def close(self) -> None:
         st, self.stream = self.stream, None
-        if st is not None:
-            try:
-                st.abort(ignore_errors=True)
-                st.close(ignore_errors=True)
-            except Exception:  # noqa: BLE001
-                pass
+        close_quietly(st)

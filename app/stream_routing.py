@@ -18,7 +18,7 @@ from typing import Any
 
 from .devices import DEMO_DEVICE, NULL_DEVICE, pulse_client, routed_env
 
-__all__ = ["StreamRouter", "sounddevice"]
+__all__ = ["StreamRouter", "sounddevice", "close_quietly"]
 
 #: the routing variable of each direction
 _VAR = {"input": "PULSE_SOURCE", "output": "PULSE_SINK"}
@@ -28,6 +28,18 @@ def sounddevice():
     import sounddevice as sd  # imported lazily: dsp/ and the offline CLI never need it
 
     return sd
+
+
+def close_quietly(stream) -> None:
+    """Abort and close a sounddevice stream (or None), whatever state it is in: a stream of
+    a vanished device or a dead server may fail either step."""
+    if stream is None:
+        return
+    try:
+        stream.abort(ignore_errors=True)
+        stream.close(ignore_errors=True)
+    except Exception:  # noqa: BLE001
+        pass
 
 
 class StreamRouter:

@@ -143,3 +143,14 @@ def test_demo_engine_without_devices_runs_in_real_time():
     assert diag.state == "running" and diag.errors == 0
     assert 100 <= diag.frames <= 170, diag.frames  # ~100 blocks per second
     assert engine.telemetry.spec_in.written[0] >= 100
+
+
+def test_status_line_reports_replaced_samples_and_suppressor_resets_only_when_there_are_some():
+    from percepnet.app.diagnostics import Diagnostics
+
+    quiet = Diagnostics(state="running").status_line()
+    assert "nonfinite" not in quiet and "resets" not in quiet and "resyncs=0" in quiet
+    line = Diagnostics(state="running", nonfinite_samples=4800, denoiser_resets=2,
+                       resyncs=1).status_line()
+    assert "nonfinite-samples=4800" in line and "suppressor-resets=2" in line
+    assert "resyncs=1" in line
