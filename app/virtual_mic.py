@@ -84,6 +84,7 @@ class MicStatus:
     writers: tuple[str, ...] | None = None  # streams playing into it now (None: unknown)
     repaired: bool = False           # ensure() rebuilt a stale or half-built chain
     warnings: tuple[str, ...] = ()   # present but suspicious (muted, volume turned down)
+    reachable: bool = True           # False: no sound server / driver answered at all
 
     def lines(self) -> list[str]:
         """Human-readable, one line per fact (``percepnet mic status``)."""

@@ -203,7 +203,7 @@ class PulseVirtualMic(VirtualMic):
             msg = f"PulseAudio client library unavailable (install libpulse0): {exc}"
         else:
             msg = f"no PulseAudio/PipeWire server reachable: {exc}"
-        return self._status(False, detail=msg)
+        return self._status(False, detail=msg, reachable=False)
 
     # ------------------------------------------------------------------ inspection
     def _inspect(self, pulse) -> _Chain:

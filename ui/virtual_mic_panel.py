@@ -49,16 +49,18 @@ def load_backend() -> tuple[Any | None, str]:
     return backend, ""
 
 
-def _describe_status(st: Any) -> tuple[str, bool]:
-    """One line for the status bar and whether the microphone is present."""
+def _describe_status(st: Any) -> tuple[str, bool, bool]:
+    """One line for the status bar, whether the microphone is present and whether its sound
+    server (or driver) answered at all."""
     present = bool(getattr(st, "present", False))
+    reachable = bool(getattr(st, "reachable", True))
     desc = getattr(st, "description", None) or "PercepNet Microphone"
     if present:
         readers = getattr(st, "readers", ()) or ()
         who = f", used by {', '.join(readers)}" if readers else ""
-        return f"virtual mic: ready (“{desc}”{who})", True
+        return f"virtual mic: ready (“{desc}”{who})", True, reachable
     detail = getattr(st, "detail", "") or "absent"
-    return f"virtual mic: off — {detail}", False
+    return f"virtual mic: off — {detail}", False, reachable
 
 
 def _describe_self_test(res: Any) -> tuple[bool, str]:
@@ -70,12 +72,13 @@ def _describe_self_test(res: Any) -> tuple[bool, str]:
 class VirtualMicController(QObject):
     """Runs the back-end's calls off the GUI thread, one at a time.
 
-    Signals: :attr:`status_changed` (text, present), :attr:`self_test_done` (ok, text),
+    Signals: :attr:`status_changed` (text, present, server reachable),
+    :attr:`self_test_done` (ok, text),
     :attr:`enabled_changed` (on, sink name or "", text, requested state),
     :attr:`busy_changed` (busy).
     """
 
-    status_changed = pyqtSignal(str, bool)
+    status_changed = pyqtSignal(str, bool, bool)
     self_test_done = pyqtSignal(bool, str)
     enabled_changed = pyqtSignal(bool, str, str, bool)
     rebuilt = pyqtSignal(str)
@@ -176,7 +179,8 @@ class VirtualMicController(QObject):
                 fn()
             except Exception as exc:  # noqa: BLE001 - report, never crash the window
                 log.warning("virtual microphone: %s", exc)
-                self._emit_status(f"virtual mic: error — {type(exc).__name__}: {exc}", False)
+                self._emit_status(f"virtual mic: error — {type(exc).__name__}: {exc}", False,
+                                  True)
             finally:
                 done = False
                 with self._lock:
@@ -221,19 +225,18 @@ class VirtualMicController(QObject):
 
     def _on_mic_changed(self, status: Any) -> None:
         """From the back-end's supervisor thread: the device was rebuilt (or changed)."""
-        text, present = _describe_status(status)
-        self._emit_status(text, present)
+        text, present, reachable = _describe_status(status)
+        self._emit_status(text, present, reachable)
         sink = getattr(self.backend, "sink_name", None) or ""
         if present and sink:
             self.rebuilt.emit(str(sink))
 
-    def _emit_status(self, text: str, present: bool) -> None:
+    def _emit_status(self, text: str, present: bool, reachable: bool) -> None:
         self.last_text, self.last_present = text, present
-        self.status_changed.emit(text, present)
+        self.status_changed.emit(text, present, reachable)
 
     def _do_status(self) -> None:
-        text, present = _describe_status(self.backend.status())
-        self._emit_status(text, present)
+        self._emit_status(*_describe_status(self.backend.status()))
 
     def _do_self_test(self) -> None:
         try:
@@ -256,8 +259,8 @@ class VirtualMicController(QObject):
             return
         st = ensure()
         self.created = True
-        text, present = _describe_status(st)
-        self._emit_status(text, present)
+        text, present, reachable = _describe_status(st)
+        self._emit_status(text, present, reachable)
         sink = getattr(self.backend, "sink_name", None) or getattr(st, "sink_name", None) or ""
         if present and sink:
             self._supervise()
@@ -369,11 +372,10 @@ class VirtualMicPanel(QGroupBox):
             self.vmic_check.blockSignals(False)
             self.monitor_check.setEnabled(False)
 
-    def _on_status(self, text: str, present: bool) -> None:
+    def _on_status(self, text: str, present: bool, reachable: bool = True) -> None:
         self.status_label.setText(text)
         self.status_label.setStyleSheet("" if present else "color:#8a94a6;")
-        no_server = not present and "server reachable" in text
-        if no_server:  # nothing to restart meeting apps for, nothing the controls can do
+        if not reachable:  # nothing to restart meeting apps for, nothing the controls can do
             self.server_unreachable.emit()
             reason = "No sound server (PulseAudio/PipeWire) is reachable."
             for w in (self.vmic_check, self.monitor_check, self.self_test_button):

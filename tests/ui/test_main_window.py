@@ -254,7 +254,7 @@ def test_no_sound_server_drops_the_hint_and_disables_the_mic_controls(make_windo
                     vmic=VirtualMicController(fakes.VirtualMic(), autoload=False))
     assert FIRST_RUN_HINT in w.visible_banner_texts()
     w.vmic_panel._on_status(
-        "virtual mic: off — no PulseAudio/PipeWire server reachable: refused", False)
+        "virtual mic: off — no PulseAudio/PipeWire server reachable: refused", False, False)
     assert FIRST_RUN_HINT not in w.visible_banner_texts()
     for ctl in (w.vmic_check, w.monitor_check, w.self_test_button):
         assert not ctl.isEnabled() and "No sound server" in ctl.toolTip()
