@@ -19,7 +19,6 @@ busy loop on the other core; the engine's xruns and re-syncs from its status lin
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
@@ -123,7 +122,7 @@ def _status(line_source: list[str]) -> dict:
     return {"xruns": None, "resyncs": None, "line": ""}
 
 
-def measure(kind: str, minutes: float) -> dict:
+def measure(kind: str, minutes: float, latency_ms: float | None = None) -> dict:
     from pipewire_server import PipeWireServer
     from pulse_server import PulseServer
 
@@ -157,6 +156,7 @@ def measure(kind: str, minutes: float) -> dict:
                 engine = subprocess.Popen(
                     [sys.executable, "-m", "percepnet", "run", "--input-device", "pn_lat_mic",
                      "--virtual-mic", "--status-interval", "5",
+                     *(["--latency-ms", f"{latency_ms:g}"] if latency_ms else []),
                      "--config", str(Path(tmp) / "config.json")],
                     env={**server.child_env(), "PYTHONUNBUFFERED": "1"},
                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -193,7 +193,8 @@ def measure(kind: str, minutes: float) -> dict:
                     p.kill()
             server.stop()
     med = (lambda v: float(np.median(v)) if v else float("nan"))
-    return {"server": kind, "minutes": minutes, "fresh_ms": med(fresh), "end_ms": med(end),
+    return {"server": kind, "minutes": minutes, "latency_ms_requested": latency_ms,
+            "fresh_ms": med(fresh), "end_ms": med(end),
             "fresh_windows": fresh, "end_windows": end,
             "xruns_fresh": status_fresh["xruns"], "xruns_end": status_end["xruns"],
             "resyncs_end": status_end["resyncs"], "status_end": status_end["line"]}
@@ -203,12 +204,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--server", choices=("pulseaudio", "pipewire", "both"), default="both")
     ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--latency-ms", type=float, default=None,
+                    help="the engine's requested device latency (default: the product's)")
     ap.add_argument("--out", default="bench-out")
     args = ap.parse_args(argv)
     kinds = ("pulseaudio", "pipewire") if args.server == "both" else (args.server,)
     rows = []
     for kind in kinds:
-        r = measure(kind, args.minutes)
+        r = measure(kind, args.minutes, args.latency_ms)
         rows.append(r)
         print(f"{kind}: fresh {r['fresh_ms']:.1f} ms, after {args.minutes:g} min with a busy "
               f"core {r['end_ms']:.1f} ms; xruns {r['xruns_fresh']} -> {r['xruns_end']}, "
