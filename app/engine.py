@@ -31,6 +31,7 @@ from .engine_core import BLOCK_SIZE, MAX_BLOCK, TIMING_HISTORY, EngineCore
 from .engine_supervisor import Supervisor
 from .latency_tracker import LatencyTracker
 from .monitor_output import MonitorOutput
+from .rate_adapter import RateAdapter, choose_device_rate
 from .settings import or_defaults
 from .stream_routing import StreamRouter, close_quietly, sounddevice
 from .telemetry import Telemetry
@@ -61,10 +62,11 @@ class Engine:
                  atten_limit_db: float | None = None, suppression: bool | None = None,
                  use_comb: bool | None = None, use_postfilter: bool | None = None,
                  use_decay_cap: bool | None = None, latency_ms: float | None = None,
-                 telemetry: Telemetry | None = None,
+                 device_rate_hz: int | None = None, telemetry: Telemetry | None = None,
                  on_status: Callable[[Diagnostics], None] | None = None,
                  prepare_in_background: bool = False) -> None:
-        (latency_ms,) = or_defaults(latency_ms=latency_ms)
+        latency_ms, device_rate_hz = or_defaults(latency_ms=latency_ms,
+                                                 device_rate_hz=device_rate_hz)
         self.core = EngineCore(model, atten_limit_db=atten_limit_db, suppression=suppression,
                                use_comb=use_comb, use_postfilter=use_postfilter,
                                use_decay_cap=use_decay_cap, telemetry=telemetry,
@@ -72,6 +74,11 @@ class Engine:
         self.input_device = input_device
         self.output_device = output_device
         self.latency_ms = latency_ms
+        #: the rate devices are opened at: 0 = 48 kHz where they take it, else theirs
+        self.device_rate_hz = device_rate_hz
+        #: the duplex stream's rate; another than 48 kHz runs the core behind an adapter
+        self._rate = SAMPLE_RATE_HZ
+        self._adapter: RateAdapter | None = None
         self.on_status = on_status
         self._stream = None
         self._pacer: threading.Thread | None = None
@@ -245,6 +252,7 @@ class Engine:
             self._rescan()
             router.update_routed("" if self._uses_demo() else self.input_device,
                                  self.output_device)
+        self._rate = SAMPLE_RATE_HZ  # the demo's and the pacer's; a duplex stream sets its own
         try:
             if self._uses_demo():
                 self._demo.load()
@@ -293,8 +301,17 @@ class Engine:
         dout, env_out = self._router.pa_device(self.output_device, "output")
         in_ch = self._channels(din, "input")
         out_ch = self._channels(dout, "output")
+        # devices the sound server routes take 48 kHz (it converts); others may not
+        rate = choose_device_rate(sd, None if env_in else din, None if env_out else dout,
+                                  (in_ch, out_ch), self.device_rate_hz)
+        if rate == SAMPLE_RATE_HZ:
+            self._adapter = None
+        elif self._adapter is None or self._adapter.device_rate_hz != rate:
+            self._adapter = RateAdapter(self.core, rate)  # here, never in the callback
+        self._rate = rate
+        block = BLOCK_SIZE if self._adapter is None else self._adapter.block_size
         return self._router.open_with_env({**env_in, **env_out}, lambda: sd.Stream(
-            device=(din, dout), samplerate=SAMPLE_RATE_HZ, blocksize=BLOCK_SIZE,
+            device=(din, dout), samplerate=rate, blocksize=block,
             channels=(in_ch, out_ch), dtype="float32", latency=self.latency_ms / 1000.0,
             callback=self._callback, finished_callback=None))
 
@@ -337,7 +354,7 @@ class Engine:
         if not self._timing_clean and now - self._stream_started > STARTUP_GRACE_S:
             self._timing_clean = True
             self.core.reset_timing()  # start-up callbacks do not count toward p50/p99
-        if (time.perf_counter() - t_start) > LATE_FRACTION * frames / SAMPLE_RATE_HZ \
+        if (time.perf_counter() - t_start) > LATE_FRACTION * frames / self._rate \
                 and now - self._stream_started > STARTUP_GRACE_S:
             self.late_callbacks += 1
         if time_info is not None:
@@ -354,9 +371,13 @@ class Engine:
             self._note_status(status)
         except Exception:  # noqa: BLE001
             self.callback_errors += 1
-        self.core.process_block(indata, outdata)
+        ad = self._adapter
+        if ad is None:
+            self.core.process_block(indata, outdata)
+        else:  # a device at another rate: converted to 48 kHz and back around the core
+            ad.process_block(indata, outdata)
         try:
-            self._mon.feed(self.core._out[:frames])
+            self._mon.feed(self.core._out[:frames] if ad is None else ad.out48[:ad.produced48])
             self._after_block(frames, t0, time_info)
         except Exception:  # noqa: BLE001
             self.callback_errors += 1
@@ -454,6 +475,7 @@ class Engine:
             except Exception:  # noqa: BLE001
                 pass
         io = self._latency.median_s() or sum(dev_lat)
+        ad = self._adapter
         audio_s = core.samples / SAMPLE_RATE_HZ
         rtf = core.processing_s_total / audio_s if audio_s > 0 else 0.0
         insufficient = (p99 > LATE_FRACTION * 1000.0 * BLOCK_SIZE / SAMPLE_RATE_HZ
@@ -465,7 +487,8 @@ class Engine:
             xruns_startup=self.xruns_startup, input_overflows=self.input_overflows,
             output_underflows=self.output_underflows, late_callbacks=self.late_callbacks,
             callback_p50_ms=p50, callback_p99_ms=p99, cpu_load=cpu,
-            latency_ms=1000.0 * io + ALGORITHMIC_DELAY_MS,
+            latency_ms=1000.0 * io + ALGORITHMIC_DELAY_MS + (ad.delay_ms if ad else 0.0),
+            sample_rate=self._rate,
             device_latency_ms=(1000.0 * dev_lat[0], 1000.0 * dev_lat[1]), model_rtf=rtf,
             insufficient_resources=insufficient, errors=core.errors + self.callback_errors,
             last_error=core.last_error or core.prepare_error, suppressor_ready=core.ready,

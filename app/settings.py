@@ -111,6 +111,9 @@ _PARAMS = [
           "device (in virtual-mic mode)", label="Listen to myself"),
     Param("latency_ms", float, 30.0, "requested device buffer latency (the sound server may "
           "raise it)", unit="ms", range=(5.0, 200.0), label="Device latency"),
+    Param("device_rate_hz", int, 0, "sample rate to open the microphone and output device at: "
+          "0 = 48 kHz where they take it, else their own rate (converted to and from 48 kHz "
+          "inside the engine)", unit="Hz", range=(0, 384_000), label="Device rate"),
     Param("start_minimized", bool, False, "start the window minimised to the tray",
           label="Start minimised", cli=False),
     Param("first_run_done", bool, False, "the first-run hint was shown", cli=False),
@@ -128,7 +131,7 @@ def stage_defaults() -> dict[str, bool]:
 
 
 #: The parameters that are the engine's live controls, in its keyword arguments' names.
-ENGINE_PARAMS = ("atten_limit_db", "suppression", *STAGE_PARAMS, "latency_ms")
+ENGINE_PARAMS = ("atten_limit_db", "suppression", *STAGE_PARAMS, "latency_ms", "device_rate_hz")
 
 
 def engine_kwargs(settings: "Settings") -> dict[str, Any]:
