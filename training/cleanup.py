@@ -1,12 +1,12 @@
 """Cleaned copies of the amateur training recordings, made once, offline.
 
 The tuxpaint speakers were recorded at home: their "clean" clips carry a noise floor
-19-38 dB below the speech (../shared/data-sources.md). Used as targets, that floor teaches
+19-38 dB below the speech (docs/training-data.md). Used as targets, that floor teaches
 the network two contradicting rules: a stationary floor mixed in by the augmentation is
 noise (gain 0), the same floor inside the recording is speech (gain 1). The network hedges,
 and on unseen speakers it under-predicts the gains of clean speech (0.8 on clean input
-instead of 1). data-sources.md suggests a fix: clean those clips once with a strong existing
-denoiser and train on the cleaned copies.
+instead of 1). A known fix: clean those clips once with a strong existing denoiser and train
+on the cleaned copies, measuring the effect.
 
 Measured (not adopted): fine-tuning the shipped ``small`` for 3 epochs (lr 3e-4) on 3000
 mixtures made from the cleaned copies (``training.data --cleaned-speech``) lowered PESQ-WB:

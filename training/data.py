@@ -1,6 +1,6 @@
 """Training mixtures, features and targets, written as shards.
 
-Augmentation follows RNNoise's recipe, adapted to the allowed sources (data-sources.md):
+Augmentation follows RNNoise's recipe, adapted to the allowed sources (docs/training-data.md):
 - clean speech: clips of one speaker concatenated with short random gaps, speed-perturbed
   by soxr resampling (pitch and tempo change together: within +-2 semitones, tempo within
   +-10 %), a random second-order EQ (RNNoise's ``rand_resp``: all four coefficients uniform
