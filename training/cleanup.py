@@ -30,12 +30,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import soundfile as sf
+from tqdm import tqdm
 
 from .sources import LANGUAGES, RATE, Clip, cache_dir, load48
 
@@ -102,27 +102,28 @@ def clean_tuxpaint(clips: Iterable[Clip], workers: int = 2, progress: bool = Fal
             return doc
     jobs = [(spk, sorted(ps), str(cleaned_dir())) for spk, ps in sorted(by_speaker.items())]
     doc = {"cleaner": CLEANER, "map": {}, "speakers": {}}
-    t0 = time.time()
+    bar = tqdm(total=len(jobs), desc="cleaning", unit="speaker", disable=not progress)
 
     def done(result) -> None:
         spk, mapping, figures = result
         doc["map"].update(mapping)
         doc["speakers"][spk] = figures
         if progress:
-            print(f"cleaned {spk}: {figures['clips']} clips, {figures['seconds']:.0f} s, "
-                  f"removed {figures['removed_db']:+.1f} dB ({time.time() - t0:.0f} s)",
-                  file=sys.stderr, flush=True)
+            bar.write(f"cleaned {spk}: {figures['clips']} clips, {figures['seconds']:.0f} s, "
+                      f"removed {figures['removed_db']:+.1f} dB", file=sys.stderr)
+        bar.update(1)
 
-    if workers > 1 and len(jobs) > 1:
-        from multiprocessing import get_context
-        # longest speakers first so the two workers finish together
-        jobs.sort(key=lambda j: -len(j[1]))
-        with get_context("spawn").Pool(workers) as pool:
-            for r in pool.imap_unordered(_clean_speaker, jobs):
-                done(r)
-    else:
-        for j in jobs:
-            done(_clean_speaker(j))
+    with bar:
+        if workers > 1 and len(jobs) > 1:
+            from multiprocessing import get_context
+            # longest speakers first so the two workers finish together
+            jobs.sort(key=lambda j: -len(j[1]))
+            with get_context("spawn").Pool(workers) as pool:
+                for r in pool.imap_unordered(_clean_speaker, jobs):
+                    done(r)
+        else:
+            for j in jobs:
+                done(_clean_speaker(j))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=1))
