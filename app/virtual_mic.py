@@ -39,7 +39,8 @@ import numpy as np
 from percepnet.dsp.constants import SAMPLE_RATE_HZ
 
 __all__ = [
-    "MIC_DESCRIPTION", "SINK_NAME", "SOURCE_NAME", "TONE_FREQ_HZ", "TONE_SECONDS",
+    "MIC_DESCRIPTION", "SINK_NAME", "SOURCE_NAME", "PULSE_CLIENT_NAME", "TONE_FREQ_HZ",
+    "TONE_SECONDS",
     "MicStatus", "SelfTestResult", "VirtualMic", "preferred_stream_device",
     "make_tone", "analyse_tone",
 ]
@@ -49,6 +50,8 @@ MIC_DESCRIPTION = "PercepNet Microphone"
 #: Linux: the null sink the engine writes to, and the remap source over its monitor
 SINK_NAME = "percepnet_mic_sink"
 SOURCE_NAME = "percepnet_mic"
+#: Linux: the client name of our own connections to the sound server
+PULSE_CLIENT_NAME = "percepnet-virtual-mic"
 
 #: self-test tone: 1 kHz sine, 0.5 s, peak 0.5 (RMS -9.0 dBFS), 10 ms raised-cosine fades
 TONE_FREQ_HZ = 1000.0

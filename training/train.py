@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from percepnet.dsp.model_config import ARCHITECTURES
 
@@ -351,31 +352,28 @@ def _fmt_time(seconds: float) -> str:
 
 
 class _Progress:
-    def __init__(self, total_steps: int, quiet: bool, every: int) -> None:
-        self.total, self.quiet, self.every = total_steps, quiet, max(every, 1)
-        self.t0 = time.monotonic()
-        self.steps_at_start: int | None = None
+    """A tqdm bar over all training steps (epoch, batch, loss and lr every ``every`` batches)
+    and the lines printed between epochs; silent when ``quiet``."""
+
+    def __init__(self, total_steps: int, quiet: bool, every: int, desc: str,
+                 start: int = 0) -> None:
+        self.quiet, self.every = quiet, max(every, 1)
+        self.bar = tqdm(total=total_steps, initial=start, desc=desc, unit="batch",
+                        disable=quiet)
 
     def update(self, step: int, epoch: int, epochs: int, i: int, n: int, loss: float,
                lr: float, force: bool = False) -> None:
-        if self.steps_at_start is None:
-            self.steps_at_start = step - 1
-        if self.quiet or not (force or i % self.every == 0 or i == n):
-            return
-        done = step - self.steps_at_start
-        elapsed = time.monotonic() - self.t0
-        eta = elapsed / max(done, 1) * (self.total - step)
-        width = 24
-        fill = int(width * step / max(self.total, 1))
-        sys.stderr.write(f"\r[{'#' * fill}{'.' * (width - fill)}] epoch {epoch + 1}/{epochs} "
-                         f"batch {i}/{n} loss {loss:.4f} lr {lr:.2e} "
-                         f"elapsed {_fmt_time(elapsed)} eta {_fmt_time(eta)}  ")
-        sys.stderr.flush()
+        if force or i % self.every == 0 or i == n:
+            self.bar.set_postfix_str(f"epoch {epoch + 1}/{epochs} batch {i}/{n} "
+                                     f"loss {loss:.4f} lr {lr:.2e}", refresh=False)
+        self.bar.update(step - self.bar.n)
 
     def line(self, text: str) -> None:
         if not self.quiet:
-            sys.stderr.write("\n" + text + "\n")
-            sys.stderr.flush()
+            self.bar.write(text, file=sys.stderr)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -498,7 +496,8 @@ def _train(cfg: TrainConfig) -> dict:
     if device.type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 matrix products; GRUs use cuDNN
 
-    progress = _Progress(total_steps, cfg.quiet, cfg.progress_every)
+    progress = _Progress(total_steps, cfg.quiet, cfg.progress_every, f"training {cfg.name}",
+                         start=step)
     progress.line(f"training {cfg.name}: {len(train_data)} examples "
                   f"({train_data.n_frames / 100 / 3600:.2f} h), {n_batches} batches/epoch, "
                   f"{cfg.epochs} epochs, "
@@ -584,6 +583,7 @@ def _train(cfg: TrainConfig) -> dict:
         if deadline is not None and time.monotonic() >= deadline and epoch < cfg.epochs:
             stopped_early = True
             progress.line(f"stopped by --max-minutes after epoch {epoch}; --resume continues")
+    progress.close()
 
     if best is not None:
         model.load_state_dict(best[2])

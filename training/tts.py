@@ -3,8 +3,8 @@
 Why: the model's validation loss is dominated by unseen speakers, not unseen noises (measured
 on the shipped ``small`` checkpoint, 48 fresh mixtures each: training speakers with held-out
 noises 0.256, validation speakers with training noises 0.323). The real-speech sources give 13
-training voices; TTS adds many more pitch/formant/rate combinations (``../shared/
-data-sources.md``: "Use TTS at a low mixing weight, for variety, not as the bulk").
+training voices; TTS adds many more pitch/formant/rate combinations, at a low mixing weight:
+for variety, not as the bulk (docs/training-data.md).
 
 Engines (Debian main, unpacked into the data cache like every other source, never installed):
 

@@ -60,7 +60,7 @@ def _lag(a: np.ndarray, b: np.ndarray, max_lag: int = 200) -> int:
 
 
 def test_fixture_bandwidths_match_data_sources_table(corpus):
-    """ru ~19 kHz, fr ~20 kHz, da ~20 kHz in data-sources.md."""
+    """ru ~19 kHz, fr ~20 kHz, da ~20 kHz in docs/training-data.md."""
     bw = {c.speaker: c.bandwidth_hz for c in corpus.speech}
     for lang, expected in (("ru", 19000), ("fr", 20000), ("da", 20000)):
         assert abs(bw[lang] - expected) < 1500, (lang, bw[lang])
