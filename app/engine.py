@@ -33,7 +33,7 @@ from .latency_tracker import LatencyTracker
 from .monitor_output import MonitorOutput
 from .rate_adapter import RateAdapter, choose_device_rate
 from .settings import or_defaults
-from .stream_routing import StreamRouter, close_quietly, sounddevice
+from .stream_routing import StreamRouter, close_quietly, rescan_portaudio, sounddevice
 from .telemetry import Telemetry
 
 __all__ = ["EngineCore", "Engine", "Diagnostics", "DEMO_DEVICE", "NULL_DEVICE", "BLOCK_SIZE",
@@ -46,7 +46,6 @@ log = logging.getLogger("percepnet.engine")
 STARTUP_GRACE_S = 1.0
 #: A callback that takes longer than this share of its block period is "late".
 LATE_FRACTION = 0.8
-
 
 
 class Engine:
@@ -252,6 +251,7 @@ class Engine:
             self._rescan()
             router.update_routed("" if self._uses_demo() else self.input_device,
                                  self.output_device)
+        self._note_missing()
         self._rate = SAMPLE_RATE_HZ  # the demo's and the pacer's; a duplex stream sets its own
         try:
             if self._uses_demo():
@@ -275,19 +275,20 @@ class Engine:
             self.core.last_error = f"cannot open audio device: {type(exc).__name__}: {exc}"
             log.warning("%s", self.core.last_error)
             self._close_stream()
-            # A chosen sound-server device that does not exist (unplugged before start, or a
-            # stale config) must not leave the audio path dead: run on the server's default
-            # and move to the chosen device when it appears (the supervisor's route check).
-            missing = router.missing() - router.gone
-            if missing:
-                router.gone |= missing
-                src, snk = router.routed
-                names = [n for n, var in ((src, "PULSE_SOURCE"), (snk, "PULSE_SINK"))
-                         if var in missing]
-                self.core.last_error = (f"{' and '.join(names)} not found on the sound server; "
-                                        "using its default until it appears")
-                log.warning("%s", self.core.last_error)
+            # a chosen device that vanished since the check above: run on the default
+            if self._note_missing():
                 self._open_stream()
+
+    def _note_missing(self) -> bool:
+        """A chosen sound-server device that does not exist (unplugged before start, or a
+        stale config) must not leave the audio path dead: it is left out of the routing, the
+        server's default plays its part, and the route check moves the stream to it when it
+        appears. True if a device was newly found missing."""
+        msg = self._router.take_missing()
+        if msg:
+            self.core.last_error = msg
+            log.warning("%s", msg)
+        return bool(msg)
 
     def _close_stream(self) -> None:
         self._stop_pacer()
@@ -448,16 +449,10 @@ class Engine:
             time.sleep(0.3)
 
     def _rescan(self) -> bool:
-        """Re-initialise PortAudio (its device list is fixed at initialisation); streams
-        must be closed. False (and the reason in ``last_error``) if that failed."""
-        sd = sounddevice()
-        try:
-            sd._terminate()
-            sd._initialize()
-            return True
-        except Exception as exc:  # noqa: BLE001
-            self.core.last_error = f"PortAudio re-initialisation failed: {exc}"
-            return False
+        """PortAudio re-initialised (streams closed); False, the reason in ``last_error``."""
+        err = rescan_portaudio()
+        self.core.last_error = err or self.core.last_error
+        return not err
 
     # ------------------------------------------------------------------ diagnostics
     def diagnostics(self) -> Diagnostics:

@@ -18,7 +18,7 @@ from typing import Any
 
 from .devices import DEMO_DEVICE, NULL_DEVICE, pulse_client, routed_env
 
-__all__ = ["StreamRouter", "sounddevice", "close_quietly"]
+__all__ = ["StreamRouter", "sounddevice", "close_quietly", "rescan_portaudio"]
 
 #: the routing variable of each direction
 _VAR = {"input": "PULSE_SOURCE", "output": "PULSE_SINK"}
@@ -28,6 +28,18 @@ def sounddevice():
     import sounddevice as sd  # imported lazily: dsp/ and the offline CLI never need it
 
     return sd
+
+
+def rescan_portaudio() -> str:
+    """Re-initialise PortAudio, whose device list is fixed at initialisation (every stream
+    must be closed); "" on success, else why it failed."""
+    sd = sounddevice()
+    try:
+        sd._terminate()
+        sd._initialize()
+        return ""
+    except Exception as exc:  # noqa: BLE001
+        return f"PortAudio re-initialisation failed: {exc}"
 
 
 def close_quietly(stream) -> None:
@@ -139,6 +151,21 @@ class StreamRouter:
         except Exception:  # noqa: BLE001
             self.drop()
             return set()
+
+    def take_missing(self) -> str:
+        """Leave chosen devices the server lacks out of the routing (its default stands in
+        until they appear: the supervisor's route check moves the stream then); returns the
+        message saying so, or "" when nothing new is missing. Asked before every open:
+        PulseAudio refuses a stream on a missing device, but pipewire-pulse opens it on the
+        default without a word, so the failed open alone would not tell."""
+        missing = self.missing() - self.gone
+        if not missing:
+            return ""
+        self.gone |= missing
+        src, snk = self.routed
+        names = [n for n, var in ((src, _VAR["input"]), (snk, _VAR["output"])) if var in missing]
+        return (f"{' and '.join(names)} not found on the sound server; "
+                "using its default until it appears")
 
     def is_ours(self, proplist: dict[str, str]) -> bool:
         """A server stream is this engine's when it carries our token *and* comes from this

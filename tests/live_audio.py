@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -16,23 +17,35 @@ __all__ = ["RATE", "start_silence_feeder", "noisy_speech", "Recorder", "play", "
            "snr_db", "segment_match", "realign", "stream_clip"]
 
 
-def start_silence_feeder(server, sink: str, timeout_s: float = 10.0) -> subprocess.Popen:
-    """Play silence into ``sink`` for good, and return once the sink is running: until then
-    its monitor delivers audio in bursts of up to 2 s, and a stream that starts recording it
-    then keeps that backlog as latency (measured: a live test's engine at 1.3 s)."""
-    proc = subprocess.Popen(["pacat", "--playback", f"--device={sink}", "--format=float32le",
-                             f"--rate={RATE}", "--channels=1", "--latency-msec=10",
-                             "/dev/zero"], env=server.child_env(), stdin=subprocess.DEVNULL)
+def start_silence_feeder(server, sink: str, timeout_s: float = 10.0,
+                         tone_hz: float | None = None) -> subprocess.Popen:
+    """Play silence (or a ``tone_hz`` sine at -6 dBFS) into ``sink`` for good, and return
+    once the sink is running: until then its monitor delivers audio in bursts of up to 2 s,
+    and a stream that starts recording it then keeps that backlog as latency (measured: a
+    live test's engine at 1.3 s). Terminating the returned pacat ends the tone too."""
+    argv = ["pacat", "--playback", f"--device={sink}", "--format=float32le", f"--rate={RATE}",
+            "--channels=1", "--latency-msec=10"]
+    if tone_hz is None:
+        proc = subprocess.Popen(argv + ["/dev/zero"], env=server.child_env(),
+                                stdin=subprocess.DEVNULL)
+    else:  # one second of a whole number of periods, written for ever (pacat paces it)
+        gen = subprocess.Popen(
+            [sys.executable, "-c", "import sys, numpy as np; "
+             f"b = (0.5 * np.sin(2 * np.pi * {float(tone_hz)} * np.arange({RATE}) / {RATE}))"
+             ".astype('<f4').tobytes()\nwhile True: sys.stdout.buffer.write(b)"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, env=server.child_env(), stdin=gen.stdout)
+        gen.stdout.close()  # pacat holds the pipe: when it exits the generator gets EPIPE
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if any(len(row) > 4 and row[1] == sink and row[4] == "RUNNING"
                for row in server.short_list("sinks")):
             return proc
         if proc.poll() is not None:
-            raise RuntimeError(f"the silence feeder for {sink} exited ({proc.returncode})")
+            raise RuntimeError(f"the feeder for {sink} exited ({proc.returncode})")
         time.sleep(0.02)
     proc.terminate()
-    raise RuntimeError(f"{sink} not running {timeout_s} s after its silence feeder started")
+    raise RuntimeError(f"{sink} not running {timeout_s} s after its feeder started")
 
 
 def noisy_speech(seconds: float, snr_db: float = 5.0):
