@@ -12,6 +12,7 @@ A missing ``pulseaudio`` binary is an error, never a skip: ``make test`` install
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -61,6 +62,7 @@ class PulseServer:
             "PULSE_COOKIE": str(self.base / "cookie"),
         }
         self._saved_env: dict[str, str | None] = {}
+        self.answered_at: float | None = None  # set by wait_ready
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, timeout_s: float = 10.0) -> "PulseServer":
@@ -97,9 +99,13 @@ class PulseServer:
                 pass
 
     def wait_ready(self, timeout_s: float = 10.0) -> None:
+        """Wait until clients get an answer; ``answered_at`` (``time.monotonic()``) is then
+        the first moment they did, what "back within N s of the server" counts from."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            asked = time.monotonic()
             if self.pactl("info", check=False).returncode == 0:
+                self.answered_at = asked  # the earliest it can have answered: strict
                 return
             time.sleep(0.05)
         raise PulseServerError(f"pulseaudio did not answer within {timeout_s} s: {self.log_tail()}")
@@ -186,8 +192,18 @@ class PulseServer:
         raise PulseServerError(f"module {index} still loaded {wait_s} s after its unload")
 
     def short_list(self, what: str) -> list[list[str]]:
+        """``pactl list short <what>``, one row (its tab-separated fields) per object.
+
+        A field may span lines: pipewire-pulse lists its own ``libpipewire-module-*`` with
+        their multi-line configuration as the argument. A row starts with its index."""
         out = self.pactl("list", "short", what).stdout
-        return [line.split("\t") for line in out.splitlines() if line.strip()]
+        rows: list[str] = []
+        for line in out.splitlines():
+            if rows and not re.match(r"\d+\t", line):
+                rows[-1] += "\n" + line
+            elif line.strip():
+                rows.append(line)
+        return [row.split("\t") for row in rows]
 
     def log_tail(self, n: int = 20) -> str:
         try:

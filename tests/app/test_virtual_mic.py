@@ -1,4 +1,6 @@
-"""Virtual microphone, Linux back-end, against a real PulseAudio server (``pulse_server``).
+"""Virtual microphone, Linux back-end, against a real PulseAudio server and a real PipeWire
+session (pipewire-pulse): ``pulse_server`` is :func:`sound_server` here, so each test that
+takes it runs on both.
 
 Audio goes in with ``pacat --playback`` into the null sink and comes out of "PercepNet
 Microphone" with ``pacat --record`` (parecord), independent of the code under test. Every
@@ -26,6 +28,17 @@ from live_audio import segment_match
 from percepnet.dsp.constants import SAMPLE_RATE_HZ
 
 RATE = SAMPLE_RATE_HZ  # the one definition: percepnet.dsp.constants
+
+
+@pytest.fixture
+def pulse_server(sound_server):
+    """Every test of this module that takes ``pulse_server`` runs on both servers
+    (``tests/conftest.py``: PulseAudio, then PipeWire through pipewire-pulse)."""
+    return sound_server
+
+
+def on_pipewire(server) -> bool:
+    return server.kind == "pipewire"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -68,6 +81,12 @@ def mic(pulse_server):
     m = PulseVirtualMic()
     m.remove()  # whatever an earlier test or crash left
     yield m
+    # WirePlumber remembers a sink's or source's volume and mute by name and applies them to
+    # the next one of that name (a desktop's PulseAudio does the same with
+    # module-device-restore): a test that turned ours down would turn down the next test's
+    for what, name in (("sink", SINK_NAME), ("source", SOURCE_NAME)):
+        pulse_server.pactl(f"set-{what}-mute", name, "0", check=False)
+        pulse_server.pactl(f"set-{what}-volume", name, "100%", check=False)
     m.remove()
     assert_none(pulse_server)
 
@@ -168,7 +187,10 @@ def test_ensure_creates_a_real_mono_source_and_is_idempotent(mic, pulse_server):
     src = pulse_server.pactl("list", "sources").stdout.split("Source #")
     block = next(b for b in src if f"Name: {SOURCE_NAME}\n" in b)
     assert f"Description: {MIC_DESCRIPTION}\n" in block
-    assert "Sample Specification: s16le 1ch 48000Hz" in block
+    # the sample format is the server's own (none is asked for): PulseAudio's default s16le,
+    # PipeWire's native float32le
+    fmt = "float32le" if on_pipewire(pulse_server) else "s16le"
+    assert f"Sample Specification: {fmt} 1ch 48000Hz" in block
     assert "Channel Map: mono" in block
     assert "Monitor of Sink: n/a" in block  # a real source, not a monitor
     for _ in range(3):
@@ -214,8 +236,11 @@ def test_speech_played_into_the_sink_comes_out_of_the_mic(mic, pulse_server):
 
 def test_failed_build_leaves_nothing_behind(pulse_server):
     class Broken(PulseVirtualMic):
-        def source_args(self) -> str:  # a remap source the server refuses
-            return super().source_args() + " no_such_argument=1"
+        def source_args(self) -> str:  # a remap source the server refuses: no channels
+            # (pipewire-pulse ignores unknown arguments, so it would load "no_such_argument=1")
+            args = super().source_args()
+            assert " channels=1 " in args
+            return args.replace(" channels=1 ", " channels=0 ")
 
     mic = Broken()
     st = mic.ensure()
@@ -335,8 +360,12 @@ def test_keep_alive_makes_the_sink_run_in_real_time(mic, pulse_server, method):
     # real time is 100/s; a loaded 2-core box measured 86.5/s, so the margin sits midway
     # between the stall (measured 3-6/s) and real time, and the ratio tells the two apart
     assert with_ka >= 60.0
-    assert without < 40.0  # the stall the keep-alive exists for
-    assert with_ka >= 3.0 * without
+    if not on_pipewire(pulse_server):
+        # the stall the keep-alive exists for is PulseAudio's: its idle null sink renders
+        # in bursts. PipeWire's graph clock drives a null sink like any node, idle or not
+        # (measured 102/s without a reader), so there the keep-alive only must not hurt.
+        assert without < 40.0
+        assert with_ka >= 3.0 * without
     ka.stop()
     assert not ka.running
 
@@ -424,8 +453,9 @@ def test_self_test_without_the_mic_fails_plainly(mic):
 # --------------------------------------------------------------------------- server restart
 
 def test_supervisor_recreates_the_mic_after_a_server_restart(mic, pulse_server):
-    """(c) the mic is back within 3 s of the server's return and carries audio again; while
-    the server is down the supervisor keeps retrying."""
+    """(c) within 3 s of the server's return (its first answer to a client) the mic is back
+    and carries audio again (a tone played into the sink comes out of it: the self-test);
+    while the server is down the supervisor keeps retrying."""
     events = []
     assert mic.ensure().present
     sup = mic.start_supervision(interval_s=0.5, on_change=events.append)
@@ -436,12 +466,21 @@ def test_supervisor_recreates_the_mic_after_a_server_restart(mic, pulse_server):
             time.sleep(0.05)
         assert events[-1].present
 
-        def back_after() -> float:
-            t0 = time.monotonic()
+        def back_after() -> tuple[float, float]:
+            """Seconds from the server's first answer until the mic is listed again, and
+            until it carries audio."""
+            t0 = pulse_server.answered_at
             while SOURCE_NAME not in [r[1] for r in pulse_server.short_list("sources")]:
                 assert time.monotonic() - t0 < 3.0, "the virtual mic did not come back in 3 s"
                 time.sleep(0.02)
-            return time.monotonic() - t0
+            listed = time.monotonic() - t0
+            while not (res := mic.self_test()).ok:
+                assert time.monotonic() - t0 < 3.0, \
+                    f"the virtual mic carries no audio 3 s after the server's return: {res.detail}"
+                time.sleep(0.02)
+            carrying = time.monotonic() - t0
+            assert carrying <= 3.0, f"audio through the virtual mic only after {carrying:.2f} s"
+            return listed, carrying
 
         pulse_server.restart()
         first = back_after()
@@ -454,15 +493,15 @@ def test_supervisor_recreates_the_mic_after_a_server_restart(mic, pulse_server):
                    for e in events)
         pulse_server.start()
         second = back_after()
-        print(f"\nvirtual mic back {first:.2f} s after a restart, {second:.2f} s after 1.5 s down")
+        print(f"\n{pulse_server.kind}: virtual mic listed / carrying audio {first[0]:.2f} / "
+              f"{first[1]:.2f} s after a restart, {second[0]:.2f} / {second[1]:.2f} s after "
+              "1.5 s down (from the server's first answer)")
         assert_one_pair(pulse_server)
         assert events[-1].present or mic.status().present
         deadline = time.monotonic() + 3
         while not sup.keep_alive.running:
             assert time.monotonic() < deadline, "keep-alive not restarted"
             time.sleep(0.05)
-        res = mic.self_test()
-        assert res.ok, res.detail
         assert sup.rebuilds >= 2
     finally:
         mic.stop_supervision()
