@@ -29,15 +29,18 @@ from percepnet.dsp.denoiser import Denoiser
 
 PAGE_DIR = Path(__file__).with_name("browser")
 
-# On PulseAudio about 1 run in 3 records a stream that does not line up with the clip at all
-# (SI-SDR -13 dB, every second of it) while the engine reports no error or restart, and the
-# same run on PipeWire is fine; the cause is still open (Chromium's PulseAudio capture, or this
-# harness). So the PulseAudio run is opt-in (PERCEPNET_BROWSER_TEST=1, skipped with this
-# reason in the summary) and the PipeWire run, what current desktops use, always runs.
+# On PulseAudio about 1 run in 4 scores below offline - 1 dB. Measured (a parecord of the
+# same virtual mic beside Chromium, 6 runs): both recordings score the same, to 0.1 dB, so the
+# loss is upstream of the browser: the engine's output stream underflows once into the null
+# sink (the diagnostics count the xrun) and a 0.25 s stretch of loud speech loses ~15 dB.
+# Runs that lost the clip's start to a slow capture start (1.7 s) are fixed by "/flowing".
+# PipeWire shows neither. So the PulseAudio run is opt-in (PERCEPNET_BROWSER_TEST=1, skipped
+# with this reason in the summary) and the PipeWire run, what current desktops use, always
+# runs.
 _PULSE_OPT_IN = pytest.mark.skipif(
     os.environ.get("PERCEPNET_BROWSER_TEST") != "1",
-    reason="browser client test on PulseAudio is opt-in (PERCEPNET_BROWSER_TEST=1): ~1 in 3 "
-           "runs records a stream that does not line up with the clip (open)")
+    reason="browser client test on PulseAudio is opt-in (PERCEPNET_BROWSER_TEST=1): ~1 in 4 "
+           "runs loses >1 dB to one output underflow of the engine into the null sink (open)")
 RECORD_S = 11.0
 CLIP_S = 6.0
 
@@ -126,7 +129,10 @@ def _record_and_check(server, page_server, tmp_path):
         url = f"http://127.0.0.1:{httpd.server_address[1]}/record.html?seconds={RECORD_S}"
         browser = _chromium(server, url, tmp_path)
         _wait_for(results, arrived, "/started", 90)
-        time.sleep(1.5)  # the browser's capture stream settles before the clip starts
+        # the clip starts once captured audio reaches the page (on PulseAudio that once took
+        # 1.7 s after "/started": the clip's start was lost and nothing lined up)
+        _wait_for(results, arrived, "/flowing", 30)
+        time.sleep(1.0)
         play(server, "pn_br_mic", wav)
         raw = _wait_for(results, arrived, "/samples", RECORD_S + 60)
         diag = engine.diagnostics()
@@ -151,7 +157,9 @@ def _record_and_check(server, page_server, tmp_path):
     sl = slice(edge, len(clean) - edge)
     snr_in, snr_off, snr_live = (snr_db(clean[sl], x[sl]) for x in (noisy, offline, live))
     print(f"\n{server.kind}: SI-SDR input {snr_in:.1f} dB, offline denoise {snr_off:.1f} dB, "
-          f"Chromium recording {snr_live:.1f} dB; engine restarts {diag.restarts}")
+          f"Chromium recording {snr_live:.1f} dB; engine restarts {diag.restarts}, "
+          f"xruns {diag.xruns} (+{diag.xruns_startup} at start), underflows "
+          f"{diag.output_underflows}")
     # the live path loses (almost) nothing against offline denoising of the same input
     assert snr_live >= snr_off - 1.0, (snr_in, snr_off, snr_live)
     # and the voice is clearly cleaner than it came in (offline itself: +5.9 dB on this clip)
