@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from .bands import band_energy, interp_band_gain
-from .comb import mix_pitch
+from .comb import mix_pitch, voicing_weight
 from .stage_defaults import STAGE_DEFAULTS
 from .constants import (
     ALGORITHMIC_DELAY_SAMPLES,
@@ -36,6 +36,7 @@ from .features import Analysis, analyze_hop, make_analysis, reset_analysis
 from .fft import irfft
 from .framing import overlap_add
 from .postfilter import cap_gain_decay, envelope_postfilter, envelope_postfilter_per_band
+from .pitch import VOICING_THRESHOLD
 
 __all__ = ["GainSource", "UnitSource", "Synthesis", "make_synthesis", "synthesize_frame",
            "StreamProcessor", "process_signal", "ALGORITHMIC_DELAY_SAMPLES", "STAGE_COMB",
@@ -129,7 +130,7 @@ def synthesize_frame(a, slot, gains, strengths, stages, dry_mix, s, out):
     energy_y = a.energy_ring[slot]
     if stages & STAGE_COMB:
         mix_pitch(spec_y, a.spec_p, energy_y, a.energy_p, strengths, a.edges, s.norm_bands,
-                  s.norm_bins, s.r_bins, s.spec_z)
+                  s.norm_bins, s.r_bins, s.spec_z, voicing_weight(a.corr[0], VOICING_THRESHOLD))
     else:
         for k in range(spec_y.shape[0]):
             s.spec_z[k] = spec_y[k]

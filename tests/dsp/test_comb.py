@@ -29,3 +29,39 @@ def test_comb_keeps_periodic_signal_and_reduces_noise(rng):
     s2 = comb_filter(noise, period, taps, out)
     assert np.isclose(np.var(out), s2, rtol=0.15)
     assert np.isclose(comb_noise_power(period), 0.125)
+
+
+def test_voicing_gate_ramps_from_noise_level_to_the_voicing_threshold():
+    from percepnet.dsp.comb import COMB_VOICING_MIN, voicing_weight
+    from percepnet.dsp.pitch import VOICING_THRESHOLD
+
+    assert voicing_weight(0.0, VOICING_THRESHOLD) == 0.0
+    assert voicing_weight(COMB_VOICING_MIN, VOICING_THRESHOLD) == 0.0
+    mid = (COMB_VOICING_MIN + VOICING_THRESHOLD) / 2
+    assert np.isclose(voicing_weight(mid, VOICING_THRESHOLD), 0.5)
+    assert voicing_weight(VOICING_THRESHOLD, VOICING_THRESHOLD) == 1.0
+    assert voicing_weight(0.9, VOICING_THRESHOLD) == 1.0
+
+
+def test_mix_pitch_weight_scales_the_strengths(rng):
+    """weight 0 (an unvoiced frame) leaves the noisy spectrum as it is; weight w mixes like
+    strengths times w."""
+    from percepnet.dsp.bands import BAND_EDGES
+    from percepnet.dsp.comb import mix_pitch
+
+    nb = len(BAND_EDGES)
+    spec_y = rng.normal(size=481) + 1j * rng.normal(size=481)
+    spec_p = rng.normal(size=481) + 1j * rng.normal(size=481)
+    energy_y, energy_p = np.ones(nb), np.ones(nb)
+    edges = np.asarray(BAND_EDGES, dtype=np.int64)
+    scratch = (np.zeros(nb), np.zeros(481), np.zeros(481))
+
+    def run(strength, weight):
+        out = np.zeros(481, dtype=complex)
+        mix_pitch(spec_y, spec_p, energy_y, energy_p, np.full(nb, strength), edges, *scratch,
+                  out, weight)
+        return out
+
+    assert np.allclose(run(0.8, 0.0), spec_y)
+    assert np.allclose(run(0.8, 0.5), run(0.4, 1.0))
+    assert not np.allclose(run(0.8, 1.0), spec_y)
