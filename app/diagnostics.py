@@ -80,5 +80,7 @@ class Diagnostics:
                 + (f" nonfinite-samples={self.nonfinite_samples}"
                    if self.nonfinite_samples else "")
                 + (f" suppressor-resets={self.denoiser_resets}" if self.denoiser_resets else "")
+                + (f" device-rate={self.sample_rate}Hz(converted)"
+                   if self.sample_rate != SAMPLE_RATE_HZ else "")
                 + (f" MISSING-{self.fallback.upper().replace(' ', '-')}-DEVICE(using default)"
                    if self.fallback else ""))

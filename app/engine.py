@@ -483,7 +483,7 @@ class Engine:
             output_underflows=self.output_underflows, late_callbacks=self.late_callbacks,
             callback_p50_ms=p50, callback_p99_ms=p99, cpu_load=cpu,
             latency_ms=1000.0 * io + ALGORITHMIC_DELAY_MS + (ad.delay_ms if ad else 0.0),
-            sample_rate=self._rate,
+            sample_rate=self._rate, block_size=ad.block_size if ad else BLOCK_SIZE,
             device_latency_ms=(1000.0 * dev_lat[0], 1000.0 * dev_lat[1]), model_rtf=rtf,
             insufficient_resources=insufficient, errors=core.errors + self.callback_errors,
             last_error=core.last_error or core.prepare_error, suppressor_ready=core.ready,

@@ -129,7 +129,7 @@ def test_device_at_44k1_is_converted_inside_the_engine(sinks, tmp_path, shipped_
     model, _ = shipped_or_tiny
     snr_in, snr_out, diag, xruns_at_1s = _denoise_live(sinks, tmp_path, model, 10.0,
                                                        device_rate_hz=44_100)
-    assert diag.sample_rate == 44_100, diag
+    assert diag.sample_rate == 44_100 and "device-rate=44100Hz" in diag.status_line(), diag
     assert snr_out > snr_in + 3.0, (snr_in, snr_out)
     assert diag.xruns - xruns_at_1s == 0, (xruns_at_1s, diag)
     # the conversions add about 3 ms to the reported delay
