@@ -3,7 +3,9 @@
 :class:`Supervisor` (started by ``PulseVirtualMic.start_supervision``) polls the server every
 ``interval_s`` over its own connection; when the server went away and came back (restart)
 or our modules disappeared, it runs ``mic.ensure()`` again and calls ``on_change(status)`` so
-the engine can reopen its streams. It keeps retrying while no server is reachable, and
+the engine can reopen its streams. Each poll also moves other applications' streams off the
+internal sink (``mic_sink_guard``: a browser offers it as a speaker) and reports them through
+``on_change`` with ``MicStatus.moved`` set (a notice: nothing to reopen). It keeps retrying while no server is reachable, and
 restarts the :class:`~percepnet.app.mic_keep_alive.KeepAlive` it runs on the sink when that
 dies with the server.
 
@@ -14,9 +16,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from typing import Callable
 
 from percepnet.app.mic_keep_alive import KeepAlive
+from percepnet.app.mic_sink_guard import move_foreign_streams
 from percepnet.app.virtual_mic import MicStatus
 
 __all__ = ["Supervisor"]
@@ -43,6 +47,8 @@ class Supervisor:
         self.on_change = on_change
         self.keep_alive = KeepAlive(mic.sink_name, server=mic.server) if keep_alive else None
         self.rebuilds = 0
+        #: other applications' streams moved off our sink (mic_sink_guard)
+        self.moved_streams = 0
         self.last_status: MicStatus | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -81,7 +87,12 @@ class Supervisor:
                 return True, None
             chain = self.mic._inspect(conn)
             if chain.complete:
-                return True, None
+                moved = move_foreign_streams(conn, chain.sink)
+                if not moved:
+                    return True, None
+                self.moved_streams += len(moved)
+                status = self.mic._status_on(conn, chain)
+                return True, replace(status, moved=tuple(moved))
         status = self.mic.ensure()
         self.rebuilds += 1
         return status.present, status

@@ -175,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if vmic is not None:
             def mic_changed(status) -> None:
+                if getattr(status, "moved", ()):  # another app's stream moved off our sink
+                    return  # (the supervisor logged it): the microphone itself is unchanged
                 # the sound server restarted or our modules vanished and were rebuilt:
                 # reopen the output stream onto the new sink
                 log.info("virtual microphone rebuilt (%s); reopening the output stream",

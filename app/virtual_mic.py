@@ -88,6 +88,9 @@ class MicStatus:
     repaired: bool = False           # ensure() rebuilt a stale or half-built chain
     warnings: tuple[str, ...] = ()   # present but suspicious (muted, volume turned down)
     reachable: bool = True           # False: no sound server / driver answered at all
+    #: other applications' streams just moved off the internal sink (their speaker was set
+    #: to it): a notice from the supervisor, not a change of the microphone itself
+    moved: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
         """Human-readable, one line per fact (``percepnet mic status``)."""
@@ -108,6 +111,7 @@ class MicStatus:
         if self.repaired:
             out.append("repaired: a stale or half-built instance was rebuilt")
         out.extend(f"warning: {w}" for w in self.warnings)
+        out.extend(f"moved: {m}" for m in self.moved)
         if self.detail:
             out.append(f"detail: {self.detail}")
         return out

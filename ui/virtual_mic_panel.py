@@ -224,8 +224,14 @@ class VirtualMicController(QObject):
             self._keep_alive = keep_alive()
 
     def _on_mic_changed(self, status: Any) -> None:
-        """From the back-end's supervisor thread: the device was rebuilt (or changed)."""
+        """From the back-end's supervisor thread: the device was rebuilt (or changed), or
+        another app's stream was moved off its internal sink (``moved``: say so, reopen
+        nothing)."""
         text, present, reachable = _describe_status(status)
+        moved = tuple(getattr(status, "moved", ()) or ())
+        if moved:
+            self._emit_status(f"{text}; {moved[0]}", present, reachable)
+            return
         self._emit_status(text, present, reachable)
         sink = getattr(self.backend, "sink_name", None) or ""
         if present and sink:

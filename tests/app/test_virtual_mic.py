@@ -506,3 +506,50 @@ def test_supervisor_recreates_the_mic_after_a_server_restart(mic, pulse_server):
     finally:
         mic.stop_supervision()
     assert not sup.running and not sup.keep_alive.running
+
+
+def _sink_of(app: str) -> str | None:
+    """Name of the sink the stream of application ``app`` plays into (None: no such stream)."""
+    import pulsectl
+
+    with pulsectl.Pulse("pn-test") as p:  # PULSE_SERVER points at the test server
+        sinks = {s.index: s.name for s in p.sink_list()}
+        for si in p.sink_input_list():
+            if si.proplist.get("application.name") == app:
+                return sinks.get(si.sink, "?")
+    return None
+
+
+def test_an_app_playing_into_the_internal_sink_is_moved_off_it(mic, pulse_server):
+    """Browsers list our null sink as a speaker; a meeting app set to it would feed the far
+    end into the microphone. The supervisor moves such a stream to the default output
+    within a poll and reports it; our own streams (the engine's tag) stay on the sink."""
+    assert mic.ensure().present
+    events = []
+    mic.start_supervision(interval_s=0.2, on_change=events.append, keep_alive=False)
+    players = []
+    try:
+        for app, extra in (("meeting-app", []), ("PercepNet", ["--property=percepnet.stream=t"])):
+            players.append(subprocess.Popen(
+                ["pacat", "--playback", f"--device={SINK_NAME}", "--format=float32le",
+                 "--rate=48000", "--channels=1", f"--property=application.name={app}", *extra,
+                 "/dev/zero"], env=pulse_server.child_env(), stdin=subprocess.DEVNULL))
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            moved_to = _sink_of("meeting-app")
+            if moved_to not in (None, SINK_NAME, "?"):  # "?": mid-move on PipeWire
+                break
+            time.sleep(0.05)
+        assert moved_to not in (None, SINK_NAME, "?"), moved_to
+        time.sleep(0.5)  # a few more polls: ours is left alone
+        assert _sink_of("PercepNet") == SINK_NAME
+        assert _sink_of("meeting-app") == moved_to
+        said = [m for e in events for m in e.moved if "meeting-app" in m]
+        assert said and "moved it to" in said[0], [e.moved for e in events]
+        assert any(line.startswith("moved: meeting-app") for e in events for line in e.lines())
+        assert mic._supervisor.moved_streams == 1
+    finally:
+        mic.stop_supervision()
+        for p in players:
+            p.terminate()
+            p.wait(timeout=5)

@@ -68,6 +68,7 @@ class FakeMicStatus:
     description: str = "PercepNet Microphone"
     sink_name: str = "percepnet_mic_sink"
     readers: tuple = ()
+    moved: tuple = ()
 
 
 @dataclass(frozen=True)

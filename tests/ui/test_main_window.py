@@ -221,6 +221,15 @@ def test_virtual_mic_mode_routes_the_output_and_back(make_window, fake_engine, s
     backend.simulate_server_restart()
     qtbot.waitUntil(lambda: len(fake_engine.device_calls) == n + 1, timeout=3000)
     assert fake_engine.device_calls[-1][1] == "percepnet_mic_sink"
+    # a meeting app had our sink as its speaker and the supervisor moved it: the window says
+    # so, and nothing reopens (the microphone itself did not change)
+    from dataclasses import replace
+    n = len(fake_engine.device_calls)
+    notice = replace(backend.status(), moved=("meeting-app had our sink as its speaker",))
+    threading.Thread(target=backend.on_change, args=(notice,)).start()
+    qtbot.waitUntil(lambda: "meeting-app" in w.vmic_label.text(), timeout=3000)
+    qtbot.wait(200)
+    assert len(fake_engine.device_calls) == n
     w.vmic_check.setChecked(False)
     qtbot.waitUntil(lambda: fake_engine.output_device == SPK.id, timeout=3000)
     w.close()
