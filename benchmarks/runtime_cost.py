@@ -111,7 +111,8 @@ def _cli_timings(arch: dict, seconds: float) -> dict:
         def run(path: Path) -> float:
             t0 = time.perf_counter()
             subprocess.run([sys.executable, "-m", "percepnet", "denoise", str(path), str(tmp / "o.wav"),
-                            "--model", str(model)], env=env, check=True, capture_output=True)
+                            "--model", str(model), "--overwrite"], env=env, check=True,
+                           capture_output=True)
             return time.perf_counter() - t0
 
         cold = run(short)
