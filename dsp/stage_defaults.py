@@ -7,8 +7,9 @@ runs the chain the product ships.
 - ``use_comb`` on since 2026-12-04: with the voicing gate (``comb.voicing_weight``: no comb
   on frames the pitch tracker does not call voiced) the comb filter raises PESQ-WB in every
   SNR bin of the unseen-voices set (all noisy items 1.60 -> 1.64) and DNSMOS OVRL (2.45 ->
-  2.47), at a small cost on clean input (PESQ-WB 3.74 -> 3.70) and in the highs (segSNR
-  16-24 kHz 7.3 -> 6.5 dB); ``weights/README.md`` has the ablation. Without the gate it lost
+  2.47), at a small cost on clean input (PESQ-WB 3.74 -> 3.70); it stops at 8 kHz
+  (``comb.COMB_MAX_HZ``), where it only cost the highs; ``weights/README.md`` has the
+  ablation. Without the gate it lost
   on the older sets and on clean input, and shipped off.
 - ``use_postfilter`` on: the envelope postfilter sharpens the gains on speech.
 - ``use_decay_cap`` off: capping how fast a band's gain may fall (0.6x per 10 ms) holds

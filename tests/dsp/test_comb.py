@@ -45,7 +45,7 @@ def test_voicing_gate_ramps_from_noise_level_to_the_voicing_threshold():
 
 def test_mix_pitch_weight_scales_the_strengths(rng):
     """weight 0 (an unvoiced frame) leaves the noisy spectrum as it is; weight w mixes like
-    strengths times w."""
+    strengths times w; nothing changes above 8 kHz."""
     from percepnet.dsp.bands import BAND_EDGES
     from percepnet.dsp.comb import mix_pitch
 
@@ -62,6 +62,11 @@ def test_mix_pitch_weight_scales_the_strengths(rng):
                   out, weight)
         return out
 
+    from percepnet.dsp.comb import COMB_MAX_BIN
+
     assert np.allclose(run(0.8, 0.0), spec_y)
     assert np.allclose(run(0.8, 0.5), run(0.4, 1.0))
-    assert not np.allclose(run(0.8, 1.0), spec_y)
+    full = run(0.8, 1.0)
+    assert not np.allclose(full[:COMB_MAX_BIN], spec_y[:COMB_MAX_BIN])
+    # the highs are left as they are (COMB_MAX_HZ, 8 kHz)
+    assert COMB_MAX_BIN == 160 and np.allclose(full[COMB_MAX_BIN:], spec_y[COMB_MAX_BIN:])
