@@ -4,15 +4,18 @@ blocks, and converted back, inside the PortAudio callback.
 
 Per callback of ``n`` device samples: mixdown -> :class:`~percepnet.dsp.resample.Resampler`
 to 48 kHz -> FIFO -> :meth:`EngineCore.process_block` on every whole 480-sample block ->
-Resampler back to the device rate -> FIFO -> ``n`` samples out. With the stream's block size
-at 10 ms of the device rate (441 at 44.1 kHz) each callback turns into exactly one core block
-and nothing waits in the FIFOs; other block sizes are served through them, the output
-delayed by one more 10 ms block of silence (:meth:`RateAdapter._prime`).
+Resampler back to the device rate -> FIFO -> ``n`` samples out. With blocks of exactly 10 ms
+of the device rate (441 at 44.1 kHz) each callback would turn into one core block; the engine
+asks for a power of two instead (512: what sound cards and ALSA plugins take natively),
+served through the FIFOs, the output delayed by one more 10 ms block of silence
+(:meth:`RateAdapter._prime`).
 
 Real-time contract of :meth:`RateAdapter.process_block`: no array allocation, no lock, no
 logging; every buffer is made in the constructor, which also compiles the kernels.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba import njit
@@ -78,8 +81,14 @@ class RateAdapter:
         self.to_core = Resampler(self.device_rate_hz, SAMPLE_RATE_HZ, MAX_BLOCK)
         max48 = self.to_core.max_out
         self.to_device = Resampler(SAMPLE_RATE_HZ, self.device_rate_hz, max48 + BLOCK_SIZE)
-        #: device block size for 10 ms (the stream's block size)
-        self.block_size = max(1, self.device_rate_hz // 100)
+        #: samples of 10 ms at the device rate (one core block's worth)
+        self.hop_samples = max(1, self.device_rate_hz // 100)
+        #: the stream's block: the power of two nearest 10 ms (512 at 44.1 kHz). Sound cards
+        #: and ALSA plugins take such periods natively; asked for 441, PortAudio through the
+        #: ALSA pulse plugin at 44.1 kHz underflowed (1-7 times per 10 s, two runs in four
+        #: re-synced or recorded nothing) where 512 ran clean. The FIFOs absorb the mismatch
+        #: with one 10 ms block of priming.
+        self.block_size = 1 << max(0, round(math.log2(self.device_rate_hz / 100.0)))
         self.underruns = 0
         self._x = np.zeros(MAX_BLOCK)
         self._x48 = np.zeros(max48)
@@ -98,15 +107,19 @@ class RateAdapter:
         # passes through
         self._delay_samples = int(round((ALGORITHMIC_DELAY_MS + self.delay_ms) / 1000.0
                                         * self.device_rate_hz))
-        self._delay_line = np.zeros(self._delay_samples + MAX_BLOCK)
+        self._delay_line = np.zeros(self._delay_samples + self.hop_samples + 2 + MAX_BLOCK)
         self._raw = np.zeros(MAX_BLOCK)
         self._warm_up()
 
+    _prime_samples = 0  # silence put ahead of the output (_prime)
+
     @property
     def delay_ms(self) -> float:
-        """What the two conversions add to the end-to-end delay."""
+        """What the adapter adds to the end-to-end delay: the two conversions and the
+        priming silence (once the first block has come)."""
         return 1000.0 * (self.to_core.delay_in_samples / self.device_rate_hz
-                         + self.to_device.delay_in_samples / SAMPLE_RATE_HZ)
+                         + self.to_device.delay_in_samples / SAMPLE_RATE_HZ
+                         + self._prime_samples / self.device_rate_hz)
 
     def _warm_up(self) -> None:
         """Compile the kernels here, not in the callback; then clear their state."""
@@ -115,7 +128,7 @@ class RateAdapter:
         _fifo_pop(scratch, 2, scratch, 1)
         _delay(self._delay_line, self._delay_samples, scratch, self._raw, 1)
         self._delay_line[:] = 0.0
-        self.to_core.process(self._x[:self.block_size], self._x48)
+        self.to_core.process(self._x[:self.hop_samples], self._x48)
         self.to_device.process(self._x48[:BLOCK_SIZE], self._y)
         self.to_core.reset()
         self.to_device.reset()
@@ -127,11 +140,12 @@ class RateAdapter:
         whole core blocks arrive unevenly; one 10 ms block of silence ahead keeps the output
         from running short (the conversions alone keep the timeline when it is 10 ms)."""
         self._primed = True
-        if n == self.block_size and self.device_rate_hz % 100 == 0:
+        if n == self.hop_samples and self.device_rate_hz % 100 == 0:
             return
-        self._y_dev[:self.block_size + 2] = 0.0
-        self._n_dev = _fifo_push(self._fifo_dev, self._n_dev, self._y_dev,
-                                 self.block_size + 2)
+        self._prime_samples = self.hop_samples + 2
+        self._y_dev[:self._prime_samples] = 0.0
+        self._n_dev = _fifo_push(self._fifo_dev, self._n_dev, self._y_dev, self._prime_samples)
+        self._delay_samples += self._prime_samples  # what an error passes through, aligned
 
     def process_block(self, indata: np.ndarray, outdata: np.ndarray) -> int:
         """indata: float32 (n, ch_in) at the device rate; outdata: float32 (n, ch_out),

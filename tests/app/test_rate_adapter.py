@@ -47,15 +47,19 @@ def test_pass_through_core_keeps_a_tone_without_gaps(rate, block):
     assert ad.underruns == 0
 
 
-def test_delay_is_the_algorithmic_delay_plus_the_conversions():
+@pytest.mark.parametrize("block,extra_ms", [(441, 0.0), (512, 10.0)])
+def test_delay_is_the_algorithmic_delay_plus_what_the_adapter_reports(block, extra_ms):
+    """Conversions about 3 ms; blocks other than 10 ms (the engine's 512) add 10 ms of
+    priming, and the reported delay says so."""
     rate = 44_100
     ad = RateAdapter(EngineCore(None), rate)
+    assert ad.block_size == 512
     x = np.zeros(rate, dtype=np.float32)
     x[10_000] = 0.5
-    y = _stream(ad, x, 441)
+    y = _stream(ad, x, block)
     lag_ms = 1000.0 * (int(np.argmax(np.abs(y))) - 10_000) / rate
     assert abs(lag_ms - (ALGORITHMIC_DELAY_MS + ad.delay_ms)) < 0.05, (lag_ms, ad.delay_ms)
-    assert 2.0 < ad.delay_ms < 4.0
+    assert 2.0 + extra_ms < ad.delay_ms < 4.0 + extra_ms
 
 
 def test_the_conversion_kernels_allocate_nothing():
@@ -110,14 +114,16 @@ def test_the_conversion_kernels_allocate_nothing():
     assert int(counts["True"]) >= 200, res.stdout
 
 
-def test_an_error_passes_the_input_through_aligned():
+@pytest.mark.parametrize("block", [441, 512])
+def test_an_error_passes_the_input_through_aligned(block):
     rate = 44_100
     ad = RateAdapter(EngineCore(None), rate)
     x = np.zeros(rate // 2, dtype=np.float32)
     x[10_000] = 0.5
+    ad._prime(block)  # as the first callback does
     delay_ms = ad.delay_ms
     ad.to_device = None  # breaks the way back: every block fails inside the adapter
-    y = _stream(ad, x, 441)
+    y = _stream(ad, x, block)
     assert ad.core.errors > 0 and "rate conversion" in ad.core.last_error
     lag_ms = 1000.0 * (int(np.argmax(np.abs(y))) - 10_000) / rate
     assert abs(lag_ms - (ALGORITHMIC_DELAY_MS + delay_ms)) < 0.05
