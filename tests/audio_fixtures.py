@@ -22,3 +22,13 @@ def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarra
     noise = np.resize(noise, clean.shape[0])
     gain = np.sqrt(np.sum(clean**2) / (np.sum(noise**2) * 10.0 ** (snr_db / 10.0)))
     return clean + gain * noise
+
+
+def tone_fit(y: np.ndarray, f: float, rate: int) -> tuple[float, float]:
+    """(amplitude of the tone at ``f`` Hz in ``y``, the residual in dB below it): a
+    least-squares sine/cosine fit at a known frequency."""
+    t = np.arange(len(y)) / rate
+    a = np.stack([np.sin(2 * np.pi * f * t), np.cos(2 * np.pi * f * t)], 1)
+    c, *_ = np.linalg.lstsq(a, y, rcond=None)
+    fit = a @ c
+    return float(np.hypot(*c)), float(20 * np.log10(np.std(y - fit) / np.std(fit)))

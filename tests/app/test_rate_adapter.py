@@ -7,6 +7,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from audio_fixtures import tone_fit
 
 from percepnet.app.engine_core import EngineCore
 from percepnet.app.rate_adapter import RateAdapter, choose_device_rate
@@ -26,14 +27,6 @@ def _stream(ad: RateAdapter, x: np.ndarray, block: int) -> np.ndarray:
     return np.concatenate(ys)
 
 
-def _fit(y: np.ndarray, f: float, rate: int) -> tuple[float, float]:
-    t = np.arange(len(y)) / rate
-    a = np.stack([np.sin(2 * np.pi * f * t), np.cos(2 * np.pi * f * t)], 1)
-    c, *_ = np.linalg.lstsq(a, y, rcond=None)
-    fit = a @ c
-    return float(np.hypot(*c)), float(20 * np.log10(np.std(y - fit) / np.std(fit)))
-
-
 @pytest.mark.parametrize("rate,block", [(44_100, 441), (44_100, 512), (16_000, 160),
                                         (22_050, 220), (96_000, 960), (44_100, 64)])
 def test_pass_through_core_keeps_a_tone_without_gaps(rate, block):
@@ -41,7 +34,7 @@ def test_pass_through_core_keeps_a_tone_without_gaps(rate, block):
     conversions must neither drop nor repeat samples (a gap would show as a residual)."""
     ad = RateAdapter(EngineCore(None), rate)
     y = _stream(ad, _tone(rate, 2.0), block)[rate // 10:]
-    amp, resid_db = _fit(y.astype(np.float64), 1000.0, rate)
+    amp, resid_db = tone_fit(y.astype(np.float64), 1000.0, rate)
     assert abs(20 * np.log10(amp / 0.5)) < 0.01
     assert resid_db < -90.0, resid_db
     assert ad.underruns == 0

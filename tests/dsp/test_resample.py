@@ -2,20 +2,12 @@
 samples whatever the block sizes, and the delay it reports."""
 import numpy as np
 import pytest
+from audio_fixtures import tone_fit
 
 from percepnet.dsp.resample import Resampler
 
 PAIRS = [(44_100, 48_000), (48_000, 44_100), (16_000, 48_000), (48_000, 16_000),
          (96_000, 48_000), (22_050, 48_000)]
-
-
-def _fit(y: np.ndarray, f: float, rate: int) -> tuple[float, float]:
-    """(amplitude of the tone at f, residual in dB below it)."""
-    t = np.arange(len(y)) / rate
-    a = np.stack([np.sin(2 * np.pi * f * t), np.cos(2 * np.pi * f * t)], 1)
-    c, *_ = np.linalg.lstsq(a, y, rcond=None)
-    fit = a @ c
-    return float(np.hypot(*c)), float(20 * np.log10(np.std(y - fit) / np.std(fit)))
 
 
 def _run(r: Resampler, x: np.ndarray, blocks) -> np.ndarray:
@@ -37,7 +29,7 @@ def test_tones_in_the_pass_band_come_out_clean(rate_in, rate_out):
         r = Resampler(rate_in, rate_out, rate_in)
         x = 0.5 * np.sin(2 * np.pi * f * np.arange(rate_in) / rate_in)
         y = _run(r, x, [rate_in])[1000:-1000]
-        amp, resid_db = _fit(y, f, rate_out)
+        amp, resid_db = tone_fit(y, f, rate_out)
         assert abs(20 * np.log10(amp / 0.5)) < 0.01, (f, amp)
         assert resid_db < -90.0, (f, resid_db)
 
