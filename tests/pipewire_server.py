@@ -58,9 +58,10 @@ class PipeWireServer(PulseServer):
                   "PULSE_RUNTIME_PATH", "PULSE_STATE_PATH"):
             env.pop(k, None)
         log = (self.base / "pipewire.log").open("a")
-        cmds = [[exes["dbus-daemon"], "--session", "--nofork",
-                 f"--address={self.env['DBUS_SESSION_BUS_ADDRESS']}"],
-                [exes["pipewire"]], [exes["wireplumber"]], [exes["pipewire-pulse"]]]
+        cmds = [[exes["pipewire"]], [exes["wireplumber"]], [exes["pipewire-pulse"]]]
+        if not self._procs:  # the session bus outlives a restart of the audio daemons
+            cmds.insert(0, [exes["dbus-daemon"], "--session", "--nofork",
+                            f"--address={self.env['DBUS_SESSION_BUS_ADDRESS']}"])
         for cmd in cmds:
             self._procs.append(subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
                                                 stdout=log, stderr=log))
@@ -68,6 +69,21 @@ class PipeWireServer(PulseServer):
         self.wait_ready(timeout_s)
         self._wait_for_default_sink(timeout_s)
         return self
+
+    def restart(self) -> None:
+        """Restart the audio daemons (pipewire, wireplumber, pipewire-pulse) the way a
+        desktop does (``systemctl --user restart pipewire ...``): the session bus stays. A
+        restart that also replaced the bus once left the new pipewire daemon dying 0.6 s
+        after start in a full run."""
+        self._kill_audio()
+        self.start()
+
+    def _kill_audio(self, sig: int = signal.SIGTERM, wait_s: float = 5.0) -> None:
+        bus = [p for p in self._procs[:1] if p.args and "dbus-daemon" in str(p.args[0])]
+        audio = [p for p in self._procs if p not in bus]
+        self._procs = audio
+        self.kill(sig, wait_s, keep=("bus",))
+        self._procs = bus
 
     def _wait_started(self, exe: str) -> None:
         """Each daemon needs its predecessor up: wait for its socket (or a moment)."""
@@ -99,7 +115,8 @@ class PipeWireServer(PulseServer):
             return self._procs[-1].pid
         return None
 
-    def kill(self, sig: int = signal.SIGTERM, wait_s: float = 5.0) -> None:
+    def kill(self, sig: int = signal.SIGTERM, wait_s: float = 5.0,
+             keep: tuple[str, ...] = ()) -> None:
         for proc in reversed(self._procs):
             if proc.poll() is None:
                 proc.send_signal(sig)
@@ -111,6 +128,8 @@ class PipeWireServer(PulseServer):
         self._procs.clear()
         for stale in ("bus", "pipewire-0", "pipewire-0.lock", "pipewire-0-manager",
                       "pipewire-0-manager.lock"):
+            if stale in keep:
+                continue
             try:
                 (self.run_dir / stale).unlink()
             except OSError:
