@@ -5,13 +5,16 @@
 detects a dead or stalled stream (device unplugged, sound server restarted) and reopens it
 until the device is back, keeps the end-to-end delay from creeping up (a latency re-sync),
 and a :class:`Diagnostics` snapshot. Its parts live beside it: the per-block work in
-``engine_core``, the routing on the sound server in ``stream_routing``, "listen to myself"
-in ``monitor_output``, the snapshot in ``diagnostics``, the demo clip in ``demo``.
+``engine_core``, the audio-thread callbacks in ``engine_callbacks``, the routing on the sound
+server in ``stream_routing``, "listen to myself" in ``monitor_output``, the snapshot in
+``diagnostics``, the demo clip in ``demo``, the pipe-source microphone's FIFO in ``mic_pipe``.
 
 Input sources: a device (``input_device``: a PulseAudio/PipeWire source name, a PortAudio
 device name, or "" for the default) or the bundled demo clip (``input_device = "demo"``),
-looped, played through the output device; with no output device either, a pacing thread
-stands in for the sound card ("null output") so the window still shows the suppressor.
+looped, played through the output device; with no output device either (or into the
+microphone's FIFO), a pacing thread stands in for the sound card ("null output") so the
+window still shows the suppressor. Output "pipe:<fifo>" (the pipe-source virtual microphone)
+opens no output stream: the input stream's callback writes each block into the FIFO.
 """
 from __future__ import annotations
 
@@ -27,9 +30,11 @@ from percepnet.dsp.constants import ALGORITHMIC_DELAY_MS, SAMPLE_RATE_HZ
 from .demo import DemoSource, demo_clip
 from .devices import DEMO_DEVICE, NULL_DEVICE
 from .diagnostics import Diagnostics
+from .engine_callbacks import LATE_FRACTION, AudioThread
 from .engine_core import BLOCK_SIZE, MAX_BLOCK, TIMING_HISTORY, EngineCore
 from .engine_supervisor import Supervisor
 from .latency_tracker import LatencyTracker
+from .mic_pipe import MicPipe, pipe_path
 from .monitor_output import MonitorOutput
 from .rate_adapter import RateAdapter, choose_device_rate
 from .settings import or_defaults
@@ -41,19 +46,14 @@ __all__ = ["EngineCore", "Engine", "Diagnostics", "DEMO_DEVICE", "NULL_DEVICE", 
 
 log = logging.getLogger("percepnet.engine")
 
-#: Xruns and late callbacks in the first second after a stream starts are start-up noise
-#: (the sound server fills its buffers), counted apart.
-STARTUP_GRACE_S = 1.0
-#: A callback that takes longer than this share of its block period is "late".
-LATE_FRACTION = 0.8
-
-
-class Engine:
+class Engine(AudioThread):
     """Devices + stream + supervisor around an :class:`EngineCore`.
 
     ``input_device``: "" (default), :data:`DEMO_DEVICE`, a PulseAudio/PipeWire source name
     (routed through PortAudio's ``pulse`` device), or a PortAudio device name/index.
-    ``output_device``: "" (default), :data:`NULL_DEVICE`, a sink name, or a PortAudio device.
+    ``output_device``: "" (default), :data:`NULL_DEVICE`, a sink name, a PortAudio device, or
+    "pipe:<fifo>" (a pipe-source virtual microphone: no output stream, each block is written
+    into the FIFO by :class:`mic_pipe.MicPipe`).
     ``on_status``: optional callable(Diagnostics) called by the supervisor about once a second.
     """
 
@@ -78,6 +78,8 @@ class Engine:
         #: the duplex stream's rate; another than 48 kHz runs the core behind an adapter
         self._rate = SAMPLE_RATE_HZ
         self._adapter: RateAdapter | None = None
+        self._pipe: MicPipe | None = None  # the FIFO written instead of an output stream
+        self._pipe_out = np.zeros((MAX_BLOCK, 1), dtype=np.float32)  # the core's output there
         self.on_status = on_status
         self._stream = None
         self._pacer: threading.Thread | None = None
@@ -256,11 +258,15 @@ class Engine:
         try:
             if self._uses_demo():
                 self._demo.load()
-                if self.output_device == NULL_DEVICE:
+                if self.output_device == NULL_DEVICE or pipe_path(self.output_device):
+                    self._open_pipe()
                     self._start_pacer()
                 else:
                     self._stream = self._make_output_stream()
                     self._stream.start()
+            elif pipe_path(self.output_device):
+                self._stream = self._make_pipe_stream()
+                self._stream.start()
             else:
                 self._stream = self._make_duplex_stream()
                 self._stream.start()
@@ -295,6 +301,9 @@ class Engine:
         self._mon.close()
         st, self._stream = self._stream, None
         close_quietly(st)
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            pipe.close()
 
     def _make_duplex_stream(self):
         sd = sounddevice()
@@ -305,16 +314,45 @@ class Engine:
         # devices the sound server routes take 48 kHz (it converts); others may not
         rate = choose_device_rate(sd, None if env_in else din, None if env_out else dout,
                                   (in_ch, out_ch), self.device_rate_hz)
-        if rate == SAMPLE_RATE_HZ:
-            self._adapter = None
-        elif self._adapter is None or self._adapter.device_rate_hz != rate:
-            self._adapter = RateAdapter(self.core, rate)  # here, never in the callback
-        self._rate = rate
+        self._set_rate(rate)
         block = BLOCK_SIZE if self._adapter is None else self._adapter.block_size
         return self._router.open_with_env({**env_in, **env_out}, lambda: sd.Stream(
             device=(din, dout), samplerate=rate, blocksize=block,
             channels=(in_ch, out_ch), dtype="float32", latency=self.latency_ms / 1000.0,
             callback=self._callback, finished_callback=None))
+
+    def _make_pipe_stream(self):
+        """An input-only stream whose callback writes the cleaned voice into the FIFO of a
+        pipe-source microphone (opened here, primed; an error says why)."""
+        sd = sounddevice()
+        self._open_pipe()
+        din, env_in = self._router.pa_device(self.input_device, "input")
+        in_ch = self._channels(din, "input")
+        rate = choose_device_rate(sd, None if env_in else din, None, (in_ch, 1),
+                                  self.device_rate_hz)
+        self._set_rate(rate)
+        block = BLOCK_SIZE if self._adapter is None else self._adapter.block_size
+        if self._adapter is not None and self._pipe_out.shape[0] < block:
+            self._pipe_out = np.zeros((block, 1), dtype=np.float32)
+        return self._router.open_with_env(env_in, lambda: sd.InputStream(
+            device=din, samplerate=rate, blocksize=block, channels=in_ch, dtype="float32",
+            latency=self.latency_ms / 1000.0, callback=self._pipe_callback))
+
+    def _open_pipe(self) -> None:
+        """The FIFO of a pipe-source microphone (``output_device`` "pipe:<path>"), opened and
+        primed; None otherwise."""
+        path = pipe_path(self.output_device)
+        self._pipe = MicPipe.for_path(path) if path else None
+        if self._pipe is not None:
+            self._pipe.open()
+
+    def _set_rate(self, rate: int) -> None:
+        """The stream's rate; another than 48 kHz runs the core behind a rate adapter."""
+        if rate == SAMPLE_RATE_HZ:
+            self._adapter = None
+        elif self._adapter is None or self._adapter.device_rate_hz != rate:
+            self._adapter = RateAdapter(self.core, rate)  # here, never in the callback
+        self._rate = rate
 
     def _make_output_stream(self):
         sd = sounddevice()
@@ -334,99 +372,6 @@ class Engine:
         except Exception:  # noqa: BLE001
             return 1
         return 1 if avail >= 1 else max(avail, 1)
-
-    # ------------------------------------------------------------------ callbacks
-    def _note_status(self, status) -> None:
-        if not status:
-            return
-        if time.monotonic() - self._stream_started < STARTUP_GRACE_S:
-            self.xruns_startup += 1
-            return
-        self.xruns += 1
-        if status.input_overflow:
-            self.input_overflows += 1
-        if status.output_underflow:
-            self.output_underflows += 1
-
-    def _after_block(self, frames: int, t_start: float, time_info=None) -> None:
-        now = time.monotonic()
-        self._last_callback = now
-        self._callbacks_since_open += 1
-        if not self._timing_clean and now - self._stream_started > STARTUP_GRACE_S:
-            self._timing_clean = True
-            self.core.reset_timing()  # start-up callbacks do not count toward p50/p99
-        if (time.perf_counter() - t_start) > LATE_FRACTION * frames / self._rate \
-                and now - self._stream_started > STARTUP_GRACE_S:
-            self.late_callbacks += 1
-        if time_info is not None:
-            self._latency.record(time_info)
-
-    def _callback(self, indata, outdata, frames, time_info, status) -> None:
-        """The duplex stream's callback (PortAudio's thread). Real-time contract: no array
-        allocation, no lock, no logging, no Qt. The block itself is processed by the core,
-        which never raises and passes the input through (40 ms late) on its own errors; an
-        error in the bookkeeping around it is counted, never raised into PortAudio (which
-        would stop the stream)."""
-        t0 = time.perf_counter()
-        try:
-            self._note_status(status)
-        except Exception:  # noqa: BLE001
-            self.callback_errors += 1
-        ad = self._adapter
-        if ad is None:
-            self.core.process_block(indata, outdata)
-        else:  # a device at another rate: converted to 48 kHz and back around the core
-            ad.process_block(indata, outdata)
-        try:
-            self._mon.feed(self.core._out[:frames] if ad is None else ad.out48[:ad.produced48])
-            self._after_block(frames, t0, time_info)
-        except Exception:  # noqa: BLE001
-            self.callback_errors += 1
-
-    def _demo_callback(self, outdata, frames, time_info, status) -> None:
-        """The demo's output-only callback; the same contract as :meth:`_callback`."""
-        t0 = time.perf_counter()
-        try:
-            self._note_status(status)
-            block = self._demo.next_block(frames)
-        except Exception:  # noqa: BLE001
-            self.callback_errors += 1
-            outdata[:] = 0.0
-            return
-        self.core.process_block(block, outdata)
-        try:
-            self._mon.feed(self.core._out[:frames])
-            self._after_block(frames, t0)
-        except Exception:  # noqa: BLE001
-            self.callback_errors += 1
-
-    # ------------------------------------------------------------------ null output
-    def _start_pacer(self) -> None:
-        self._pacer_stop.clear()
-        self._pacer = threading.Thread(target=self._pace, name="percepnet-null-output", daemon=True)
-        self._pacer.start()
-
-    def _stop_pacer(self) -> None:
-        p, self._pacer = self._pacer, None
-        if p is not None:
-            self._pacer_stop.set()
-            if p is not threading.current_thread():
-                p.join(timeout=2.0)
-
-    def _pace(self) -> None:
-        out = np.zeros((BLOCK_SIZE, 1), dtype=np.float32)
-        period = BLOCK_SIZE / SAMPLE_RATE_HZ
-        next_t = time.monotonic()
-        while not self._pacer_stop.is_set():
-            t0 = time.perf_counter()
-            self.core.process_block(self._demo.next_block(BLOCK_SIZE), out)
-            self._after_block(BLOCK_SIZE, t0)
-            next_t += period
-            delay = next_t - time.monotonic()
-            if delay > 0:
-                self._pacer_stop.wait(delay)
-            elif delay < -0.5:  # fell far behind (machine suspended): resynchronise
-                next_t = time.monotonic()
 
     def _reinit(self, rescan: bool = True, resync: bool = False) -> None:
         """Close the stream, re-scan devices (PortAudio terminate/initialize, unless the
@@ -469,6 +414,9 @@ class Engine:
                     else (0.0, float(lat))
             except Exception:  # noqa: BLE001
                 pass
+        pipe = self._pipe if self._pipe is not None and self._pipe.is_open else None
+        if pipe is not None and st is not None:  # input stream only; the FIFO: the output
+            dev_lat = (dev_lat[1], pipe.fill_ms / 1000.0)
         io = self._latency.median_s() or sum(dev_lat)
         ad = self._adapter
         audio_s = core.samples / SAMPLE_RATE_HZ
@@ -485,9 +433,11 @@ class Engine:
             latency_ms=1000.0 * io + ALGORITHMIC_DELAY_MS + (ad.delay_ms if ad else 0.0),
             sample_rate=self._rate, block_size=ad.block_size if ad else BLOCK_SIZE,
             device_latency_ms=(1000.0 * dev_lat[0], 1000.0 * dev_lat[1]), model_rtf=rtf,
-            insufficient_resources=insufficient, errors=core.errors + self.callback_errors,
-            last_error=core.last_error or core.prepare_error, suppressor_ready=core.ready,
-            restarts=self.restarts, resyncs=self.resyncs,
+            insufficient_resources=insufficient,
+            errors=core.errors + self.callback_errors + (pipe.errors if pipe else 0),
+            last_error=(core.last_error or core.prepare_error
+                        or (pipe.last_error if pipe else "")), suppressor_ready=core.ready,
+            restarts=self.restarts, resyncs=self.resyncs + (pipe.resyncs if pipe else 0),
             nonfinite_samples=core.nonfinite_samples, denoiser_resets=core.denoiser_resets,
             uptime_s=time.monotonic() - self._started_at if self._started_at else 0.0,
             frames=core.blocks, warnings=list(self.warnings),

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace, mic: Any = None) -> int:
             _print_lines(st.lines(), print)
             return EXIT_FAIL
         n = mic.remove()
-        if st.backend != "pulse":
+        if st.backend not in ("pulse", "pulse-pipe"):
             print(f"nothing to remove: {st.backend} is a driver you installed "
                   "(uninstall it from the system if you want it gone)")
         elif n:

@@ -87,7 +87,7 @@ class Supervisor:
                 return True, None
             chain = self.mic._inspect(conn)
             if chain.complete:
-                moved = move_foreign_streams(conn, chain.sink)
+                moved = [] if chain.sink is None else move_foreign_streams(conn, chain.sink)
                 if not moved:
                     return True, None
                 self.moved_streams += len(moved)

@@ -17,6 +17,7 @@ import os
 from typing import Any
 
 from .devices import DEMO_DEVICE, NULL_DEVICE, pulse_client, routed_env
+from .mic_pipe import pipe_path
 
 __all__ = ["StreamRouter", "sounddevice", "close_quietly", "rescan_portaudio"]
 
@@ -106,7 +107,7 @@ class StreamRouter:
     def update_routed(self, input_device: str, output_device: str) -> tuple[str, str]:
         """Look up (once per stream open, not per check) which devices the server routes."""
         def name(dev: str, kind: str) -> str:
-            if dev in ("", DEMO_DEVICE, NULL_DEVICE):
+            if dev in ("", DEMO_DEVICE, NULL_DEVICE) or pipe_path(dev):
                 return ""
             try:
                 _, env = self.pa_device(dev, kind)

@@ -88,6 +88,10 @@ UNLOAD_WAIT_S = 2.0
 # ``module-remap-source`` before its filter node exists (the source is listed some tens of
 # ms later, more on a loaded 2-core machine); PulseAudio lists it at once.
 BUILD_WAIT_S = 3.0
+#: After a build, the defaults are watched until unchanged for DEFAULTS_STABLE_S (s), for at
+#: most DEFAULTS_SETTLE_S (s): WirePlumber picks a new default asynchronously.
+DEFAULTS_STABLE_S = 0.15
+DEFAULTS_SETTLE_S = 1.0
 
 
 @dataclass
@@ -242,15 +246,24 @@ class PulseVirtualMic(VirtualMic):
             time.sleep(0.01)
         return n
 
+    def _modules(self) -> list[tuple[str, str]]:
+        """(module, arguments) to load, in order: the sink, then the remap source."""
+        return [("module-null-sink", self.sink_args()),
+                ("module-remap-source", self.source_args())]
+
+    def _prepare_build(self) -> None:
+        """Anything to do before the modules load (raises OSError with the reason)."""
+
     def _build(self, pulse) -> str | None:
-        """Load sink + remap source; None on success, else the reason (nothing left loaded)."""
+        """Load the modules; None on success, else the reason (nothing left loaded)."""
         pulsectl = _pulsectl()
         info = pulse.server_info()
         old_sink, old_source = info.default_sink_name, info.default_source_name
         loaded: list[int] = []
         try:
-            loaded.append(pulse.module_load("module-null-sink", self.sink_args()))
-            loaded.append(pulse.module_load("module-remap-source", self.source_args()))
+            self._prepare_build()
+            for module, args in self._modules():
+                loaded.append(pulse.module_load(module, args))
             chain = self._inspect(pulse)
             deadline = time.monotonic() + BUILD_WAIT_S
             while not chain.complete and time.monotonic() < deadline:
@@ -258,7 +271,7 @@ class PulseVirtualMic(VirtualMic):
                 chain = self._inspect(pulse)
             if not chain.complete:
                 raise _BuildError("; ".join(chain.problems))
-        except (pulsectl.PulseError, _BuildError) as exc:
+        except (pulsectl.PulseError, _BuildError, OSError) as exc:
             for idx in reversed(loaded):
                 try:
                     pulse.module_unload(idx)
@@ -269,18 +282,34 @@ class PulseVirtualMic(VirtualMic):
         return None
 
     def _restore_defaults(self, pulse, old_sink: str | None, old_source: str | None) -> None:
-        """A server with module-switch-on-connect makes a new sink the default: then the
-        desktop's sound would go into the microphone. Put the previous defaults back."""
+        """A server with module-switch-on-connect makes a new sink the default (the desktop's
+        sound would go into the microphone), and WirePlumber makes a new source the default
+        when there is no other (our own default input would record our output). Put the
+        previous defaults back, and watch until they have stayed put for
+        ``DEFAULTS_STABLE_S`` (WirePlumber decides some tens of ms after the node appears)."""
         ours_src = {self.source_name, f"{self.sink_name}.monitor"}
+        deadline = time.monotonic() + DEFAULTS_SETTLE_S
+        stable_since = time.monotonic()
         try:
-            info = pulse.server_info()
-            if info.default_sink_name == self.sink_name and old_sink \
-                    and old_sink != self.sink_name \
-                    and any(s.name == old_sink for s in pulse.sink_list()):
-                pulse.sink_default_set(old_sink)
-            if info.default_source_name in ours_src and old_source and old_source not in ours_src \
-                    and any(s.name == old_source for s in pulse.source_list()):
-                pulse.source_default_set(old_source)
+            while True:
+                info = pulse.server_info()
+                changed = False
+                if info.default_sink_name == self.sink_name and old_sink \
+                        and old_sink != self.sink_name \
+                        and any(s.name == old_sink for s in pulse.sink_list()):
+                    pulse.sink_default_set(old_sink)
+                    changed = True
+                if info.default_source_name in ours_src and old_source \
+                        and old_source not in ours_src \
+                        and any(s.name == old_source for s in pulse.source_list()):
+                    pulse.source_default_set(old_source)
+                    changed = True
+                now = time.monotonic()
+                if changed:
+                    stable_since = now
+                if now - stable_since >= DEFAULTS_STABLE_S or now > deadline:
+                    return
+                time.sleep(0.02)
         except Exception as exc:
             log.warning("could not restore the default sink/source: %s", exc)
 
@@ -301,9 +330,12 @@ class PulseVirtualMic(VirtualMic):
 
         readers = tuple(_app(o) for o in pulse.source_output_list()
                         if o.source == chain.source.index)
-        writers = tuple(_app(o) for o in pulse.sink_input_list() if o.sink == chain.sink.index)
+        writers = () if chain.sink is None else tuple(
+            _app(o) for o in pulse.sink_input_list() if o.sink == chain.sink.index)
         warnings = []
         for obj, what in ((chain.source, "the microphone"), (chain.sink, "its sink")):
+            if obj is None:  # a chain without a sink (the pipe source)
+                continue
             if getattr(obj, "mute", 0):
                 warnings.append(f"{what} ({obj.name}) is muted")
             vol = getattr(getattr(obj, "volume", None), "value_flat", 1.0)

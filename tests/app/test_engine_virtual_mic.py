@@ -68,3 +68,22 @@ def test_virtual_mic_carries_denoised_voice_and_raw_input_when_off(chain, tmp_pa
     corr_raw = segment_match(noisy, raw, seconds=0.25, skip=4)
     assert np.median(corr_raw) >= 0.9, corr_raw
     assert np.sum(np.abs(raw) > 1e-3) > 0.5 * len(noisy)
+
+
+def test_an_input_at_44k1_reaches_the_pipe_source_at_48k(chain, tmp_path):
+    """The pipe source takes 48 kHz only: an input opened at 44.1 kHz goes through the rate
+    adapter and its 48 kHz output is what the FIFO gets."""
+    server, vmic = chain
+    model = load_model(default_model_name())
+    _, noisy = noisy_speech(6.0, snr_db=5.0)
+    wav = tmp_path / "noisy.wav"
+    sf.write(wav, noisy.astype(np.float32), RATE, subtype="FLOAT")
+    engine = Engine(model, input_device="pn_vm_mic_sim.monitor", output_device=vmic.sink_name,
+                    device_rate_hz=44100)
+    out, diag = stream_clip(server, engine, "pn_vm_mic_sim", wav, vmic.source_name,
+                            tmp_path / "mic-44k1.wav")
+    assert diag.sample_rate == 44100 and diag.errors == 0 and diag.state == "running", diag
+    d = ALGORITHMIC_DELAY_SAMPLES
+    expected = Denoiser(model, **stage_defaults()).process(np.concatenate([noisy, np.zeros(d)]))[d:]
+    corr = segment_match(expected, out, seconds=0.25, skip=4)
+    assert np.median(corr) >= 0.9, corr

@@ -12,8 +12,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
-import textwrap
 import threading
 import time
 
@@ -24,6 +22,7 @@ from percepnet.app.virtual_mic import MIC_DESCRIPTION, SINK_NAME, SOURCE_NAME
 from percepnet.app.virtual_mic_pulse import KeepAlive, PulseVirtualMic
 
 from audio_fixtures import load_fixture
+from mic_child import mic_child, passing_self_test, run_exit_child
 from live_audio import segment_match
 from percepnet.dsp.constants import SAMPLE_RATE_HZ
 
@@ -298,31 +297,18 @@ def test_stale_or_half_built_chain_is_rebuilt(mic, pulse_server, case):
     assert mic.self_test().ok
 
 
-CHILD = textwrap.dedent("""
-    import sys, time
-    from percepnet.app.mic_backends import get_backend
-    mic = get_backend()
-    st = mic.ensure()
-    if sys.argv[1] == "supervise":
-        mic.start_supervision(interval_s=0.2)
-    print("present" if st.present else "absent: " + st.detail, flush=True)
-    if sys.argv[1] == "supervise":
-        time.sleep(60)
-""")
+BACKEND = "percepnet.app.virtual_mic_pulse.PulseVirtualMic"
 
 
 def test_start_stop_cycles_and_kill_9_leave_exactly_one_mic(mic, pulse_server):
     """(b) 5 processes ensure and exit normally (the exit handler removes the chain), one
     more is killed with SIGKILL while supervising (the chain stays, its keep-alive reader
     does not); the next ensure() keeps that chain: exactly one sink and one source."""
-    env = pulse_server.child_env()
     for i in range(5):
-        out = subprocess.run([sys.executable, "-c", CHILD, "exit"], env=env, capture_output=True,
-                             text=True, timeout=60)
-        assert out.returncode == 0 and out.stdout.strip() == "present", (i, out.stderr)
+        code, out, err = run_exit_child(pulse_server, BACKEND)
+        assert code == 0 and out.strip() == "present", (i, err)
         assert_none(pulse_server)
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, "supervise"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = mic_child(pulse_server, BACKEND, "supervise")
     try:
         assert proc.stdout.readline().strip() == "present", proc.stderr.read()
         deadline = time.monotonic() + 5
@@ -411,15 +397,7 @@ def test_keep_alive_spawned_during_a_routed_open_carries_no_routing(mic, pulse_s
 
 def test_self_test_passes_and_detects_a_muted_microphone(mic, pulse_server):
     assert mic.ensure().present
-    t0 = time.monotonic()
-    res = mic.self_test()
-    took = time.monotonic() - t0
-    print(f"\nself-test: {res.detail}; level {res.level_db:.2f} dBFS (played "
-          f"{res.expected_db:.2f}), {res.freq_hz:.1f} Hz, SNR {res.snr_db:.1f} dB, {took:.2f} s")
-    assert res.ok, res.detail
-    assert abs(res.level_db - res.expected_db) < 0.5
-    assert abs(res.freq_hz - 1000.0) < 2.0
-    assert took < 3.0
+    passing_self_test(mic, pulse_server.kind)
     pulse_server.pactl("set-source-mute", SOURCE_NAME, "1")
     st = mic.status()
     assert st.present and any("muted" in w for w in st.warnings)

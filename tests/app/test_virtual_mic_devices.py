@@ -17,6 +17,7 @@ from percepnet.app.virtual_mic import (
 from percepnet.app.virtual_mic_cable import (
     BLACKHOLE, VB_CABLE, CableVirtualMic, find_cable,
 )
+from percepnet.app.virtual_mic_pipe import PipeVirtualMic
 from percepnet.app.virtual_mic_pulse import PulseVirtualMic, module_arg
 
 
@@ -199,11 +200,19 @@ def test_vb_cable_present_status_and_device():
 @pytest.mark.parametrize("platform, cls, backend", [
     ("darwin", CableVirtualMic, "blackhole"),
     ("win32", CableVirtualMic, "vb-cable"),
-    ("linux", PulseVirtualMic, "pulse"),
+    ("linux", PipeVirtualMic, "pulse-pipe"),
 ])
 def test_get_backend_by_platform(platform, cls, backend):
     mic = get_backend(platform)
     assert isinstance(mic, cls) and mic.backend == backend
+
+
+def test_a_server_on_another_machine_gets_the_null_sink_chain(monkeypatch):
+    """It cannot open a FIFO of ours."""
+    monkeypatch.setenv("PULSE_SERVER", "tcp:192.0.2.1:4713")
+    assert type(get_backend("linux")) is PulseVirtualMic
+    monkeypatch.setenv("PULSE_SERVER", "unix:/run/user/1000/pulse/native")
+    assert type(get_backend("linux")) is PipeVirtualMic
 
 
 # --------------------------------------------------------------------------- module arguments
