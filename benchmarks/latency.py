@@ -9,7 +9,8 @@ little noise; ``percepnet run --input-device <fake mic> --virtual-mic`` runs as 
 start it, in its own process; this process records the fake mic *and* the virtual mic with
 two capture streams on one clock and finds the delay by cross-correlating 2 s windows of
 speech (each window's lag, plus the difference of the two streams' capture timestamps). Both
-sources are remap sources, so their own capture paths cancel.
+are ordinary sources (the fake mic a remap source, the virtual mic the pipe source the
+product makes on a local server), so their own capture paths cancel.
 
 Measured fresh (the first minute after the first 5 s) and at the end of ``--minutes`` with a
 busy loop on the other core; the engine's xruns and re-syncs from its status line. Targets:
