@@ -417,7 +417,8 @@ class Engine(AudioThread):
         pipe = self._pipe if self._pipe is not None and self._pipe.is_open else None
         if pipe is not None and st is not None:  # input stream only; the FIFO: the output
             dev_lat = (dev_lat[1], pipe.fill_ms / 1000.0)
-        io = self._latency.median_s() or sum(dev_lat)
+        io = (self._latency.median_s() + (dev_lat[1] if pipe is not None else 0.0)
+              if self._latency.median_s() else sum(dev_lat))
         ad = self._adapter
         audio_s = core.samples / SAMPLE_RATE_HZ
         rtf = core.processing_s_total / audio_s if audio_s > 0 else 0.0

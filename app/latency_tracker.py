@@ -59,8 +59,11 @@ class LatencyTracker:
         self._ceiling_used = False
 
     def record(self, time_info) -> None:
-        """Audio thread: note one callback's round trip (no allocation, no lock)."""
-        io = time_info.outputBufferDacTime - time_info.inputBufferAdcTime
+        """Audio thread: note one callback's round trip (no allocation, no lock). An
+        input-only stream (the pipe-source microphone's) has no DAC time: there the figure
+        is the input's age when the callback runs (the FIFO's fill is added by the engine)."""
+        dac = time_info.outputBufferDacTime
+        io = (dac if dac > 0.0 else time_info.currentTime) - time_info.inputBufferAdcTime
         if 0.0 < io < 2.0:  # some hosts report zero timestamps
             n = self._n
             self._s[n % IO_LATENCY_HISTORY] = io

@@ -12,7 +12,8 @@ REQUESTED_S = 0.03
 
 def _feed(tracker: LatencyTracker, io_s: float, n: int = IO_LATENCY_HISTORY) -> None:
     for _ in range(n):
-        tracker.record(SimpleNamespace(inputBufferAdcTime=1.0, outputBufferDacTime=1.0 + io_s))
+        tracker.record(SimpleNamespace(inputBufferAdcTime=1.0, outputBufferDacTime=1.0 + io_s,
+                                       currentTime=1.001))
 
 
 def _run(tracker, t0: float, t1: float, quiet: bool, step: float = 0.1) -> float | None:
@@ -70,3 +71,13 @@ def test_no_figure_before_the_stream_settles():
     _feed(tr, 0.5, n=10)
     assert tr.median_s(50) == 0.0 and abs(tr.median_s() - 0.5) < 1e-9
     assert _run(tr, 0.0, 1.9, quiet=True) is None
+
+
+def test_an_input_only_stream_records_the_age_of_its_input():
+    """No DAC time (the pipe-source microphone's input-only stream): the figure is how old
+    the input block is when the callback runs."""
+    tr = LatencyTracker()
+    for _ in range(IO_LATENCY_HISTORY):
+        tr.record(SimpleNamespace(inputBufferAdcTime=5.0, outputBufferDacTime=0.0,
+                                  currentTime=5.012))
+    assert abs(tr.median_s() - 0.012) < 1e-9

@@ -11,8 +11,8 @@ import re
 import pytest
 
 from percepnet.app import mic_cli
-from percepnet.app.mic_backends import get_backend
-from percepnet.app.virtual_mic import MIC_DESCRIPTION, SOURCE_NAME
+from percepnet.app.virtual_mic import MIC_DESCRIPTION, SINK_NAME, SOURCE_NAME
+from percepnet.app.virtual_mic_pulse import PulseVirtualMic
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -30,7 +30,7 @@ def cli(capsys, *argv: str) -> tuple[int, list[str]]:
 
 @pytest.fixture
 def mic(pulse_server):
-    m = get_backend()  # the CLI's own choice: the pipe source on a local server
+    m = PulseVirtualMic()
     m.remove()
     yield m
     m.remove()
@@ -48,10 +48,10 @@ def test_status_self_test_remove_cycle(mic, pulse_server, capsys):
     assert mic.ensure().present
     code, lines = cli(capsys, "status")
     assert code == 0
-    assert lines[0].startswith("backend: pulse-pipe (PulseAudio ")
+    assert lines[0].startswith("backend: pulse (PulseAudio ")
     assert f'virtual microphone: present, pick "{MIC_DESCRIPTION}" in your meeting app' in lines
     assert f"microphone device: {SOURCE_NAME}" in lines
-    assert f"engine output: pipe:{mic.fifo_path}" in lines
+    assert f"engine output: {SINK_NAME}" in lines
     assert "recording from it: nobody" in lines
 
     code, lines = cli(capsys, "self-test")
@@ -64,7 +64,7 @@ def test_status_self_test_remove_cycle(mic, pulse_server, capsys):
     assert abs(float(freq.split()[4]) - 1000.0) < 2.0, freq
 
     code, lines = cli(capsys, "remove")
-    assert code == 0 and lines == ["removed: 1 module(s) of the virtual microphone"]
+    assert code == 0 and lines == ["removed: 2 module(s) of the virtual microphone"]
     assert SOURCE_NAME not in pulse_server.pactl("list", "short", "sources").stdout
     code, lines = cli(capsys, "remove")
     assert code == 0 and lines == ["nothing to remove: no virtual microphone of ours was loaded"]
@@ -73,13 +73,11 @@ def test_status_self_test_remove_cycle(mic, pulse_server, capsys):
 
 
 def test_broken_mic_is_reported_with_exit_1(mic, pulse_server, capsys):
-    other = mic.fifo_path + ".other"  # a pipe source of ours reading another FIFO
-    pulse_server.pactl("load-module", "module-pipe-source", f"source_name={SOURCE_NAME}",
-                       f"file={other}", "format=float32le", "rate=48000", "channels=1")
+    pulse_server.pactl("load-module", "module-null-sink", f"sink_name={SINK_NAME}",
+                       "rate=48000", "channels=1")
     code, lines = cli(capsys, "status")
     assert code == 1
-    assert any(line.startswith(f"detail: broken: pipe source reads {other}") for line in lines), \
-        lines
+    assert any(line.startswith("detail: broken: source percepnet_mic missing") for line in lines)
 
 
 def test_no_server_is_exit_1_with_a_clear_line(pulse_server, capsys, monkeypatch, tmp_path):

@@ -200,19 +200,23 @@ def test_vb_cable_present_status_and_device():
 @pytest.mark.parametrize("platform, cls, backend", [
     ("darwin", CableVirtualMic, "blackhole"),
     ("win32", CableVirtualMic, "vb-cable"),
-    ("linux", PipeVirtualMic, "pulse-pipe"),
 ])
 def test_get_backend_by_platform(platform, cls, backend):
     mic = get_backend(platform)
     assert isinstance(mic, cls) and mic.backend == backend
 
 
-def test_a_server_on_another_machine_gets_the_null_sink_chain(monkeypatch):
-    """It cannot open a FIFO of ours."""
+def test_linux_gets_the_pipe_source_on_pipewire_only(sound_server, monkeypatch):
+    """PipeWire: the pipe source; PulseAudio (whose pipe source has no clock), a server on
+    another machine (it cannot open our FIFO) or none answering: the null-sink chain."""
+    mic = get_backend("linux")
+    want = (PipeVirtualMic, "pulse-pipe") if sound_server.kind == "pipewire" \
+        else (PulseVirtualMic, "pulse")
+    assert type(mic) is want[0] and mic.backend == want[1]
     monkeypatch.setenv("PULSE_SERVER", "tcp:192.0.2.1:4713")
     assert type(get_backend("linux")) is PulseVirtualMic
-    monkeypatch.setenv("PULSE_SERVER", "unix:/run/user/1000/pulse/native")
-    assert type(get_backend("linux")) is PipeVirtualMic
+    monkeypatch.setenv("PULSE_SERVER", "unix:/nonexistent/pulse/native")
+    assert type(get_backend("linux")) is PulseVirtualMic
 
 
 # --------------------------------------------------------------------------- module arguments
