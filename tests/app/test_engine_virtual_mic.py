@@ -71,8 +71,9 @@ def test_virtual_mic_carries_denoised_voice_and_raw_input_when_off(chain, tmp_pa
 
 
 def test_an_input_at_44k1_reaches_the_pipe_source_at_48k(chain, tmp_path):
-    """The pipe source takes 48 kHz only: an input opened at 44.1 kHz goes through the rate
-    adapter and its 48 kHz output is what the FIFO gets."""
+    """An input opened at 44.1 kHz goes through the rate adapter: on PipeWire its 48 kHz
+    output is what the pipe source's FIFO gets (the pipe source takes 48 kHz only); on
+    PulseAudio the duplex stream plays into the null sink at 44.1 kHz."""
     server, vmic = chain
     model = load_model(default_model_name())
     _, noisy = noisy_speech(6.0, snr_db=5.0)
