@@ -102,6 +102,7 @@ class MicPipe:
     def __init__(self, path: str, target_fill_ms: float = TARGET_FILL_MS) -> None:
         self.path = path
         self.fd = -1
+        self._lock_fd = -1  # the writer's lock (see _lock_writer)
         self._target = _ms_to_bytes(target_fill_ms)
         self._n = array.array("i", [0])                 # FIONREAD result
         self._zeros = bytes(self._target)               # priming
@@ -145,6 +146,7 @@ class MicPipe:
         st = os.stat(self.path)
         if not stat.S_ISFIFO(st.st_mode):
             raise OSError(errno.EINVAL, f"{self.path} is not a FIFO")
+        self._lock_writer()
         fd = os.open(self.path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_CAPACITY_BYTES)
@@ -174,11 +176,34 @@ class MicPipe:
 
     def close(self) -> None:
         fd, self.fd = self.fd, -1
-        if fd >= 0:
+        for f in (fd, self._lock_fd):
+            if f >= 0:
+                try:
+                    os.close(f)  # closing the lock file's descriptor releases the lock
+                except OSError:
+                    pass
+        self._lock_fd = -1
+
+    def _lock_writer(self) -> None:
+        """One writer per FIFO: two would interleave their blocks into garbage (a second
+        PercepNet, or a self-test run from another process while the engine writes). An
+        exclusive ``flock`` on ``<fifo>.lock`` beside it, holding the writer's pid; OSError
+        (EBUSY) naming the other process when it is taken."""
+        lock = self.path + ".lock"
+        lfd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
             try:
-                os.close(fd)
-            except OSError:
-                pass
+                pid = os.pread(lfd, 32, 0).decode(errors="replace").strip() or "?"
+            finally:
+                os.close(lfd)
+            raise OSError(errno.EBUSY, f"another process (pid {pid}) already writes the "
+                          f"virtual microphone ({self.path}): quit the other PercepNet, or "
+                          "run the self-test from its window") from None
+        os.ftruncate(lfd, 0)
+        os.pwrite(lfd, str(os.getpid()).encode(), 0)
+        self._lock_fd = lfd
 
     @property
     def active(self) -> bool:

@@ -159,3 +159,30 @@ def test_write_allocates_no_arrays(fifo):
         tracemalloc.stop()
     # float objects for the statistics come and go; a block-sized array would be >= 1920 B
     assert peak < 1024, f"peak {peak} B above the start: an array was allocated"
+
+
+def test_a_second_writer_is_refused_with_the_first_ones_pid(fifo, tmp_path):
+    """Two writers would interleave their blocks: another process holding the FIFO (a
+    second PercepNet, or a self-test from another process) makes open() fail, naming it;
+    once it is gone, open() works."""
+    import subprocess
+    import sys
+
+    path, reader = fifo
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom percepnet.app.mic_pipe import MicPipe\n"
+         f"p = MicPipe({path!r}); p.open(); print('open', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "open"
+        p = MicPipe(path)
+        with pytest.raises(OSError, match=f"another process \\(pid {child.pid}\\) already writes"):
+            p.open()
+        assert not p.is_open
+    finally:
+        child.kill()
+        child.wait(10)
+        child.stdout.close()
+    p.open()
+    assert p.is_open
+    p.close()
