@@ -79,7 +79,8 @@ class Engine(AudioThread):
         self._rate = SAMPLE_RATE_HZ
         self._adapter: RateAdapter | None = None
         self._pipe: MicPipe | None = None  # the FIFO written instead of an output stream
-        self._pipe_out = np.zeros((MAX_BLOCK, 1), dtype=np.float32)  # the core's output there
+        # the core's output buffer there (MAX_BLOCK covers any stream block, adapted or not)
+        self._pipe_out = np.zeros((MAX_BLOCK, 1), dtype=np.float32)
         self.on_status = on_status
         self._stream = None
         self._pacer: threading.Thread | None = None
@@ -332,8 +333,6 @@ class Engine(AudioThread):
                                   self.device_rate_hz)
         self._set_rate(rate)
         block = BLOCK_SIZE if self._adapter is None else self._adapter.block_size
-        if self._adapter is not None and self._pipe_out.shape[0] < block:
-            self._pipe_out = np.zeros((block, 1), dtype=np.float32)
         return self._router.open_with_env(env_in, lambda: sd.InputStream(
             device=din, samplerate=rate, blocksize=block, channels=in_ch, dtype="float32",
             latency=self.latency_ms / 1000.0, callback=self._pipe_callback))
@@ -417,8 +416,9 @@ class Engine(AudioThread):
         pipe = self._pipe if self._pipe is not None and self._pipe.is_open else None
         if pipe is not None and st is not None:  # input stream only; the FIFO: the output
             dev_lat = (dev_lat[1], pipe.fill_ms / 1000.0)
-        io = (self._latency.median_s() + (dev_lat[1] if pipe is not None else 0.0)
-              if self._latency.median_s() else sum(dev_lat))
+        measured = self._latency.median_s()  # the input's age only, for an input stream
+        io = (measured + (dev_lat[1] if pipe is not None else 0.0)) if measured \
+            else sum(dev_lat)
         ad = self._adapter
         audio_s = core.samples / SAMPLE_RATE_HZ
         rtf = core.processing_s_total / audio_s if audio_s > 0 else 0.0

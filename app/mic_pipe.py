@@ -112,7 +112,6 @@ class MicPipe:
         self._mix = np.zeros(MAX_WRITE, dtype=np.float32)  # block + self-test tone
         self._overlay: np.ndarray | None = None          # the self-test tone being mixed in
         self._overlay_pos = 0
-        self._window_s = RESYNC_AFTER_S
         self._ceiling = PIPE_CAPACITY_BYTES
         self._reset_stats()
 
@@ -264,7 +263,7 @@ class MicPipe:
                     self._drop_from_fifo(fill - self._target)  # nobody listens: keep it fresh
                     fill = self._fill()
             else:
-                fill -= self._resync_step(fill, now, block)
+                fill -= self._resync_step(fill, now)
             frames = block.shape[0]
             out = self._mix[:frames]
             out[:] = block  # float32 for the FIFO, whatever the engine's dtype
@@ -295,11 +294,11 @@ class MicPipe:
             self.errors += 1
             self.last_error = str(exc) if not self.last_error else self.last_error
 
-    def _resync_step(self, fill: int, now: float, block: np.ndarray) -> int:
+    def _resync_step(self, fill: int, now: float) -> int:
         """Backlog guard (audio thread); returns the bytes drained from the FIFO."""
         if fill < self._win_min:
             self._win_min = fill
-        if now - self._win_start >= self._window_s:
+        if now - self._win_start >= RESYNC_AFTER_S:
             m = self._win_min
             self._win_min = 1 << 30
             self._win_start = now

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 
 _SCRIPT = textwrap.dedent("""
     import importlib, sys, time
@@ -19,12 +20,12 @@ _SCRIPT = textwrap.dedent("""
 """)
 
 
-def mic_child(server, backend: str, mode: str, **popen) -> subprocess.Popen:
+def mic_child(server, backend: str, mode: str) -> subprocess.Popen:
     """Start the child: ``backend`` is "module.Class"; ``mode`` "exit" (ensure, print, exit:
     the exit handler removes the device) or "supervise" (ensure, supervise, sleep)."""
     return subprocess.Popen([sys.executable, "-c", _SCRIPT, mode, backend],
                             env=server.child_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **popen)
+                            stderr=subprocess.PIPE, text=True)
 
 
 def run_exit_child(server, backend: str) -> tuple[int, str, str]:
@@ -37,8 +38,6 @@ def run_exit_child(server, backend: str) -> tuple[int, str, str]:
 def passing_self_test(mic, label: str):
     """Run ``mic.self_test()`` and check it passed within 3 s, at the played level and
     frequency; prints the figures; returns the result."""
-    import time
-
     t0 = time.monotonic()
     res = mic.self_test()
     took = time.monotonic() - t0
