@@ -15,13 +15,13 @@ __all__ = ["get_backend"]
 def get_backend(platform: str | None = None, **kwargs: Any) -> VirtualMic:
     """The back-end for ``platform`` (default ``sys.platform``).
 
-    Linux (and other Unix): on a local PipeWire server a pipe source (``virtual_mic_pipe``);
-    on PulseAudio, a server on another machine (``PULSE_SERVER`` names a network address,
-    which cannot open our FIFO) or no server yet, the null sink + remap source
-    (``virtual_mic_pulse``). PulseAudio's pipe source has no clock of its own: it posts what
-    arrives when it arrives, and headless Chromium's capture of it came out garbled in 2 of
-    4 runs (SI-SDR -17 dB; docs/sound-servers.md). ``darwin`` → BlackHole; ``win32`` →
-    VB-Cable. ``kwargs`` go to the back-end's constructor.
+    Linux (and other Unix): on a local server that answers (PipeWire or PulseAudio), a pipe
+    source (``virtual_mic_pipe``: no sink to offer as a speaker, no output stream); on a
+    server on another machine (``PULSE_SERVER`` names a network address, which cannot open
+    our FIFO) or when no server answers yet, the null sink + remap source
+    (``virtual_mic_pulse``: it works on both and is rebuilt when the server comes).
+    ``darwin`` → BlackHole; ``win32`` → VB-Cable. ``kwargs`` go to the back-end's
+    constructor.
     """
     platform = platform or sys.platform
     if platform == "darwin":
@@ -34,7 +34,7 @@ def get_backend(platform: str | None = None, **kwargs: Any) -> VirtualMic:
         return CableVirtualMic(VB_CABLE, **kwargs)
     server = kwargs.get("server") or os.environ.get("PULSE_SERVER") or ""
     local = not server or all(a.startswith(("unix:", "/")) for a in server.split())
-    if local and _is_pipewire(server or None):
+    if local and _server_answers(server or None):
         from percepnet.app.virtual_mic_pipe import PipeVirtualMic
 
         return PipeVirtualMic(**kwargs)
@@ -43,9 +43,9 @@ def get_backend(platform: str | None = None, **kwargs: Any) -> VirtualMic:
     return PulseVirtualMic(**kwargs)
 
 
-def _is_pipewire(server: str | None) -> bool:
-    """Whether the sound server answering is PipeWire's pulse server (False when none
-    answers: the null-sink chain works on both and is rebuilt when the server comes)."""
+def _server_answers(server: str | None) -> bool:
+    """Whether a sound server (PulseAudio or PipeWire's pulse server) answers at ``server``
+    (None: the default)."""
     try:
         from percepnet.app.devices import pulse_client
 
@@ -53,7 +53,7 @@ def _is_pipewire(server: str | None) -> bool:
     except Exception:  # noqa: BLE001
         return False
     try:
-        return "pipewire" in str(pulse.server_info().server_name).lower()
+        return bool(pulse.server_info().server_name)
     except Exception:  # noqa: BLE001
         return False
     finally:

@@ -14,10 +14,11 @@ module loads and removes it when it unloads; the engine writes it through
 ``sink_name``).
 
 It needs the server to open a file of ours: the server must run on this machine, as this
-user (a remote ``PULSE_SERVER`` or a sandbox without the runtime directory cannot). It works
-on both servers, but :func:`~percepnet.app.mic_backends.get_backend` picks it on PipeWire
-only: PulseAudio's pipe source has no clock (it posts data as it arrives) and a browser's
-capture of it came out garbled in half of our runs (docs/sound-servers.md).
+user (a remote ``PULSE_SERVER`` or a sandbox without the runtime directory cannot), which is
+when :func:`~percepnet.app.mic_backends.get_backend` falls back to the null-sink chain.
+PulseAudio's pipe source has no clock of its own (it posts data as it arrives, so it runs
+on the engine's input clock) and gives nothing while nobody writes; PipeWire's reads on its
+graph clock and plays silence when the FIFO is short (docs/sound-servers.md).
 """
 from __future__ import annotations
 

@@ -15,16 +15,28 @@ from percepnet.app.settings import stage_defaults
 from percepnet.app.engine import Engine
 from percepnet.app.models import default_model_name, load_model
 from percepnet.app.mic_backends import get_backend
+from percepnet.app.virtual_mic_pulse import PulseVirtualMic
 from percepnet.dsp.constants import ALGORITHMIC_DELAY_SAMPLES
 from percepnet.dsp.denoiser import Denoiser
 
 
 @pytest.fixture
 def chain(sound_server):
-    pulse_server = sound_server
+    """The virtual microphone ``get_backend`` picks (the pipe source on both local servers)
+    and a simulated microphone: a null sink fed silence, recorded through its monitor."""
+    yield from _chain(sound_server, get_backend())
+
+
+@pytest.fixture
+def null_sink_chain(pulseaudio_session):
+    """The null sink + remap source (what a server on another machine gets), on PulseAudio."""
+    with pulseaudio_session.active():
+        yield from _chain(pulseaudio_session, PulseVirtualMic())
+
+
+def _chain(pulse_server, vmic):
     mic_mod = pulse_server.load_null_sink("pn_vm_mic_sim", "Simulated_Mic")
     feeder = start_silence_feeder(pulse_server, "pn_vm_mic_sim")
-    vmic = get_backend()
     status = vmic.ensure()
     assert status.present, status
     vmic.start_supervision()  # includes the low-latency keep-alive reader
@@ -49,7 +61,15 @@ def _run(server, vmic, model, wav, tmp_path, suppression: bool) -> np.ndarray:
 
 
 def test_virtual_mic_carries_denoised_voice_and_raw_input_when_off(chain, tmp_path):
-    server, vmic = chain
+    _check_denoised_and_raw(*chain, tmp_path)
+
+
+def test_the_null_sink_chain_carries_the_denoised_voice(null_sink_chain, tmp_path):
+    """The fallback back-end: the engine's duplex stream plays into the null sink."""
+    _check_denoised_and_raw(*null_sink_chain, tmp_path)
+
+
+def _check_denoised_and_raw(server, vmic, tmp_path):
     model = load_model(default_model_name())
     _, noisy = noisy_speech(8.0, snr_db=5.0)
     wav = tmp_path / "noisy.wav"
@@ -71,9 +91,8 @@ def test_virtual_mic_carries_denoised_voice_and_raw_input_when_off(chain, tmp_pa
 
 
 def test_an_input_at_44k1_reaches_the_pipe_source_at_48k(chain, tmp_path):
-    """An input opened at 44.1 kHz goes through the rate adapter: on PipeWire its 48 kHz
-    output is what the pipe source's FIFO gets (the pipe source takes 48 kHz only); on
-    PulseAudio the duplex stream plays into the null sink at 44.1 kHz."""
+    """An input opened at 44.1 kHz goes through the rate adapter: its 48 kHz output is what
+    the pipe source's FIFO gets (the pipe source takes 48 kHz only)."""
     server, vmic = chain
     model = load_model(default_model_name())
     _, noisy = noisy_speech(6.0, snr_db=5.0)
