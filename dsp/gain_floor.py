@@ -17,10 +17,9 @@ The margin is large on purpose: the floor tracker catches the dips of fluctuatin
 intermittent noise and sits far below the noise's mean, so a band must stand
 ``FLOOR_MARGIN_DB`` above it before the floor lifts the gain at all. Clean recordings (speech
 40 dB and more above their floor) get their speech back; noisy ones are left to the network.
-It acts below ``GUARD_MAX_HZ``. Measured on the unseen-voices set (``weights/README.md``):
-clean input 3.70 -> 4.08 PESQ-WB, +20 dB items 2.35 -> 2.37, the noisy items' mean unchanged
-(1.64), DNSMOS OVRL of the noisy items 2.47 -> 2.43 (some noise at the onset of a noise that
-starts after a quiet stretch comes through until the floor has risen to it).
+Measured on the unseen-voices set (``weights/README.md``): clean input 3.70 -> 4.08 PESQ-WB,
++20 dB items 2.35 -> 2.37, the noisy items' mean unchanged (1.64), DNSMOS OVRL of the noisy
+items 2.47 -> 2.43 (a little noise comes through with the speech it lets by).
 
 It belongs to the network's estimate (like the band smoothing), so the ``Denoiser`` applies it
 before synthesis; the oracle's exact gains need no floor.
@@ -30,11 +29,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .bands import BAND_EDGES
-from .constants import BIN_HZ, HOP_SIZE, N_BANDS, SAMPLE_RATE_HZ
+from .constants import HOP_SIZE, N_BANDS, SAMPLE_RATE_HZ
 
-__all__ = ["FLOOR_SMOOTHING", "NOISE_RISE_DB_PER_S", "FLOOR_MARGIN_DB", "GUARD_MAX_HZ",
-           "GUARD_BANDS", "make_floor_state", "floor_band_gains"]
+__all__ = ["FLOOR_SMOOTHING", "NOISE_RISE_DB_PER_S", "FLOOR_MARGIN_DB", "make_floor_state",
+           "floor_band_gains"]
 
 #: Share of the new frame in the smoothed band energy S_b: 0.3 per 10 ms frame, a time
 #: constant of about 30 ms (enough to take the frame-to-frame spread out of the floor).
@@ -45,14 +43,6 @@ NOISE_RISE_DB_PER_S = 30.0
 #: 35 dB measured best of 15 / 25 / 35 dB on the unseen-voices set (less noise let through,
 #: clean input still 4.08).
 FLOOR_MARGIN_DB = 35.0
-#: The guard lifts the bands centred below this (Hz). Segmental SNR of the noisy items,
-#: 8-16 / 16-24 kHz, against 6.47 / 7.26 dB without the guard: over all 34 bands 6.93 / 6.22
-#: (noise onsets let through where speech has almost nothing to lose), up to 16 kHz
-#: 6.93 / 6.36, up to 12 kHz 6.83 / 7.00; PESQ-WB and DNSMOS (which hear below 8 kHz) the
-#: same in all three.
-GUARD_MAX_HZ = 12000.0
-#: ... that is, bands 0..GUARD_BANDS-1 (29: up to the band centred at 11.15 kHz)
-GUARD_BANDS = int(np.sum(BAND_EDGES * BIN_HZ < GUARD_MAX_HZ))
 
 _FRAMES_PER_S = SAMPLE_RATE_HZ / HOP_SIZE  # 100
 #: N_b's largest rise per frame, as a power ratio
@@ -76,8 +66,7 @@ def floor_band_gains(energy, state, gains):
 
     energy: float64 (34,) noisy band energies of the frame being synthesised, >= 0;
     state: float64 (3, 34) from :func:`make_floor_state`; gains: float64 (34,) in [0, 1], and
-    still in [0, 1] after; bands from ``GUARD_BANDS`` up are tracked but left as they are.
-    Real-time safe: no allocation, no lock.
+    still in [0, 1] after. Real-time safe: no allocation, no lock.
     """
     for b in range(gains.shape[0]):
         e = energy[b]
@@ -92,6 +81,6 @@ def floor_band_gains(energy, state, gains):
         state[_NOISE, b] = noise
         xi = max(e / (_MARGIN * noise) - 1.0, 0.0)
         g_floor = xi / (1.0 + xi)
-        if b < GUARD_BANDS and g_floor > gains[b]:
+        if g_floor > gains[b]:
             gains[b] = g_floor
 

@@ -5,8 +5,8 @@ import pytest
 
 from percepnet.dsp.constants import ALGORITHMIC_DELAY_SAMPLES, N_BANDS
 from percepnet.dsp.denoiser import Denoiser
-from percepnet.dsp.gain_floor import (FLOOR_MARGIN_DB, GUARD_BANDS, NOISE_RISE_DB_PER_S,
-                                      floor_band_gains, make_floor_state)
+from percepnet.dsp.gain_floor import (FLOOR_MARGIN_DB, NOISE_RISE_DB_PER_S, floor_band_gains,
+                                      make_floor_state)
 
 from audio_fixtures import load_fixture, mix_at_snr
 from model_fixtures import tiny_model
@@ -28,8 +28,7 @@ def test_speech_far_above_a_quiet_floor_keeps_its_gain():
     speech = np.full((5, N_BANDS), 1e-3)  # 70 dB above it
     g = _run(np.concatenate([quiet, speech]), gain=0.3)
     np.testing.assert_array_equal(g[:200], 0.3)  # the room itself: left to the network
-    assert np.all(g[200:, :GUARD_BANDS] > 0.99)  # the voice: not attenuated
-    assert GUARD_BANDS == 29 and np.all(g[200:, GUARD_BANDS:] == 0.3)  # above 12 kHz: left
+    assert np.all(g[200:] > 0.99)  # the voice: not attenuated
 
 
 def test_steady_noise_is_left_to_the_network(rng):
