@@ -160,12 +160,10 @@ def stop_on_signals(*signums: int):
 
 def denoise_signal(x48: np.ndarray, model, *, atten_limit_db: float | None = None,
                    use_comb: bool | None = None, use_postfilter: bool | None = None,
-                   use_decay_cap: bool | None = None, use_gain_floor: bool = True,
-                   label: str | None = None) -> np.ndarray:
+                   use_decay_cap: bool | None = None, label: str | None = None) -> np.ndarray:
     """Denoise a 48 kHz mono signal with a fresh :class:`Denoiser`; output aligned with the
     input and of its length (the same samples as streaming it and dropping the delay).
-    Controls left as None take the product default (``settings.PARAMS``);
-    ``use_gain_floor`` False is for measurements only (``Denoiser``)."""
+    Controls left as None take the product default (``settings.PARAMS``)."""
     from percepnet.app.settings import or_defaults
     from percepnet.dsp.denoiser import Denoiser
 
@@ -174,8 +172,7 @@ def denoise_signal(x48: np.ndarray, model, *, atten_limit_db: float | None = Non
         use_decay_cap=use_decay_cap)
 
     den = Denoiser(model, atten_limit_db=atten_limit_db, use_comb=use_comb,
-                   use_postfilter=use_postfilter, use_decay_cap=use_decay_cap,
-                   use_gain_floor=use_gain_floor)
+                   use_postfilter=use_postfilter, use_decay_cap=use_decay_cap)
     n = x48.shape[0]
     out = np.empty(n + den.delay_samples)
     show = label is not None and n > _PROGRESS_MIN_S * SAMPLE_RATE_HZ

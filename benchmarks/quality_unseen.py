@@ -268,8 +268,7 @@ def main(argv: list[str] | None = None) -> str:
             print(f"UNAVAILABLE {label}: {reason}", file=sys.stderr)
     variants: dict[str, dict] = {"ours": {}}
     if args.ablation:
-        variants.update({"ours gain floor off": {"use_gain_floor": False},
-                         "ours comb on": {"use_comb": True},
+        variants.update({"ours comb on": {"use_comb": True},
                          "ours postfilter off": {"use_postfilter": False},
                          "ours comb on, postfilter off": {"use_comb": True, "use_postfilter": False}})
     reused_systems = []

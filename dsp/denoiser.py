@@ -4,9 +4,8 @@
 many, 40 ms later (``ALGORITHMIC_DELAY_SAMPLES``). Per 10 ms frame it computes the 70
 features, runs the int8 network (34 gains, 34 strengths; for an ensemble model, two
 networks on the same features and the mean of their outputs), smooths the gains across
-neighbouring bands (``GAIN_BAND_SMOOTHING``), lifts them where speech stands far above the
-band's noise floor (the clean-speech guard, ``gain_floor``), and synthesises with pitch
-filtering, the envelope postfilter and the gain-decay cap. Live controls, safe to change
+neighbouring bands (``GAIN_BAND_SMOOTHING``), and synthesises with pitch filtering, the
+envelope postfilter and the gain-decay cap. Live controls, safe to change
 between calls from the thread that calls ``process``:
 
 - ``atten_limit_db`` (0-100 dB): the most the suppressor may take away, DeepFilterNet
@@ -33,7 +32,6 @@ from numba import njit
 
 from .constants import LOOKAHEAD_FRAMES, N_BANDS, N_FEATURES, SAMPLE_RATE_HZ
 from .features import analyze_hop, frame_features
-from .gain_floor import floor_band_gains, make_floor_state
 from .network import Network, _network_step_vnni, network_step
 from .processor import StreamProcessor, synthesize_frame
 
@@ -128,12 +126,11 @@ def average_members(gains, strengths, gains_b, strengths_b):
 # as both members with ``pair`` False (same numba types, one compiled specialisation).
 @njit(cache=True, nogil=True)
 def denoise_frame_portable(a, hop, net_weights, net_state, net_b_weights, net_b_state, pair,
-                           feats, gains, strengths, gains_b, strengths_b, floor, floor_state,
-                           stages, dry_mix, s, out, input_db, output_db, pre_roll):
+                           feats, gains, strengths, gains_b, strengths_b, stages, dry_mix, s,
+                           out, input_db, output_db, pre_roll):
     """One 10 ms frame: analysis, silence check, features, network (portable kernel; with
     ``pair``, the mean of two networks' outputs, ``gains_b``/``strengths_b`` being scratch),
-    band smoothing, with ``floor`` the clean-speech guard (``gain_floor``, its state in
-    ``floor_state``), synthesis, UI levels. Returns (silent, speech_presence).
+    band smoothing, synthesis, UI levels. Returns (silent, speech_presence).
 
     pre_roll: True for the first LOOKAHEAD_FRAMES frames after a reset, whose analysed
     frame lies before the first input sample; the network skips them (it never sees them
@@ -149,16 +146,14 @@ def denoise_frame_portable(a, hop, net_weights, net_state, net_b_weights, net_b_
             network_step(net_b_weights, net_b_state, feats, gains_b, strengths_b)
             average_members(gains, strengths, gains_b, strengths_b)
         smooth_band_gains(gains)
-        if floor:
-            floor_band_gains(a.energy_ring[slot], floor_state, gains)
     return silent, _frame_back(a, slot, gains, strengths, stages, dry_mix, s, out, input_db,
                                output_db)
 
 
 @njit(cache=True, nogil=True)
 def denoise_frame_vnni(a, hop, net_weights, net_state, net_b_weights, net_b_state, pair,
-                       feats, gains, strengths, gains_b, strengths_b, floor, floor_state,
-                       stages, dry_mix, s, out, input_db, output_db, pre_roll):
+                       feats, gains, strengths, gains_b, strengths_b, stages, dry_mix, s,
+                       out, input_db, output_db, pre_roll):
     """:func:`denoise_frame_portable` with the AVX-512 VNNI network kernel."""
     slot, silent = _frame_front(a, hop, feats)
     if silent or pre_roll:
@@ -170,8 +165,6 @@ def denoise_frame_vnni(a, hop, net_weights, net_state, net_b_weights, net_b_stat
             _network_step_vnni(net_b_weights, net_b_state, feats, gains_b, strengths_b)
             average_members(gains, strengths, gains_b, strengths_b)
         smooth_band_gains(gains)
-        if floor:
-            floor_band_gains(a.energy_ring[slot], floor_state, gains)
     return silent, _frame_back(a, slot, gains, strengths, stages, dry_mix, s, out, input_db,
                                output_db)
 
@@ -202,7 +195,7 @@ class Denoiser(StreamProcessor):
 
     def __init__(self, model, *, atten_limit_db: float = 100.0, use_comb: bool | None = None,
                  use_postfilter: bool | None = None, use_decay_cap: bool | None = None,
-                 use_gain_floor: bool = True, use_vnni: bool | None = None,
+                 use_vnni: bool | None = None,
                  on_frame: Callable[[FrameInfo], None] | None = None) -> None:
         members = tuple(getattr(model, "members", ()) or (model,))
         if len(members) > 2:
@@ -217,10 +210,6 @@ class Denoiser(StreamProcessor):
         self.info = FrameInfo()
         self._features = np.zeros(N_FEATURES)
         self._gains_b, self._strengths_b = np.zeros(N_BANDS), np.zeros(N_BANDS)
-        #: the clean-speech guard under the network's gains (``gain_floor``); off only for
-        #: measurements (``benchmarks.quality --ablation``)
-        self.use_gain_floor = bool(use_gain_floor)
-        self._floor_state = make_floor_state()
         self._frame_fn = denoise_frame_vnni if self.network.uses_vnni else denoise_frame_portable
         self.on_frame = None
         self.bypass = False
@@ -252,7 +241,6 @@ class Denoiser(StreamProcessor):
 
     def reset(self) -> None:
         super().reset()
-        self._floor_state[:] = 0.0
         for net in self.networks:
             net.reset()
         self.dry_mix = self._target_dry_mix()
@@ -270,8 +258,7 @@ class Denoiser(StreamProcessor):
         silent, presence = self._frame_fn(
             self.analysis, self._hop, net.weights, net.state, net_b.weights, net_b.state,
             net_b is not net, self._features, self.gains, self.strengths, self._gains_b,
-            self._strengths_b, self.use_gain_floor, self._floor_state, self.stages,
-            self.dry_mix, self.synthesis, self._frame_out,
+            self._strengths_b, self.stages, self.dry_mix, self.synthesis, self._frame_out,
             info.input_band_db, info.output_band_db,
             self.frames_processed < LOOKAHEAD_FRAMES)
         self._fifo_push(self._frame_out)

@@ -152,14 +152,13 @@ def test_smooth_band_gains_averages_neighbours():
 
 def test_denoiser_synthesises_with_the_network_gains_smoothed(noisy):
     """The gains the chain uses are the network's own output, smoothed across bands: step
-    the same int8 network by hand on the features the Denoiser computed (the clean-speech
-    guard off; tests/dsp/test_gain_floor.py has it)."""
+    the same int8 network by hand on the features the Denoiser computed."""
     from percepnet.dsp.constants import LOOKAHEAD_FRAMES
     from percepnet.dsp.denoiser import smooth_band_gains
     from percepnet.dsp.network import Network
 
     model = tiny_model(3)
-    den = Denoiser(model, use_gain_floor=False)
+    den = Denoiser(model)
     feats, used = [], []
     den.on_frame = lambda info: (feats.append(den._features.copy()), used.append(den.gains.copy()))
     den.process(noisy[:48000])
@@ -186,7 +185,7 @@ def test_an_ensemble_denoiser_uses_the_mean_of_both_networks(noisy):
     from percepnet.dsp.network import Network
 
     members = (tiny_model(3), tiny_model(4))
-    den = Denoiser(SimpleNamespace(members=members), use_gain_floor=False)
+    den = Denoiser(SimpleNamespace(members=members))
     assert len(den.networks) == 2 and den.network is den.networks[0]
     feats, used, used_r = [], [], []
     den.on_frame = lambda info: (feats.append(den._features.copy()),
