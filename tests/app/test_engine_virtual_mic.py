@@ -55,8 +55,11 @@ def _run(server, vmic, model, wav, tmp_path, suppression: bool) -> np.ndarray:
                             tmp_path / f"mic-{suppression}.wav")
     assert diag.errors == 0 and diag.state == "running", diag
     # the route check once took the keep-alive's stream for ours and "moved it back" every
-    # 0.5 s on PipeWire: over the whole clip the stream never restarts
-    assert diag.restarts == 0, diag
+    # 0.5 s on PipeWire: over the whole clip the stream never restarts (the pipe source, on
+    # both servers). The null-sink chain's duplex stream into a null sink once restarted
+    # once in a full-suite run on two loaded cores (ALSA poll error, as in the browser test's
+    # note); a loop would restart every 0.5 s, and one restart is allowed there.
+    assert diag.restarts <= (0 if vmic.sink_name.startswith("pipe:") else 1), diag
     return out
 
 
