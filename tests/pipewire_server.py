@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from pulse_server import PulseServer, PulseServerError
+from pulse_server import DEFAULT_SINK, PulseServer, PulseServerError
 
 __all__ = ["PipeWireServer"]
 
@@ -101,10 +101,10 @@ class PipeWireServer(PulseServer):
     def _wait_for_default_sink(self, timeout_s: float) -> None:
         """wireplumber creates no sink on a machine without a sound card: add the same
         dummy output PulseAudio's test server has, and make it the default."""
-        if not any(r[1] == "pn_test_dummy" for r in self.short_list("sinks") if len(r) > 1):
-            self.load_null_sink("pn_test_dummy", "Test_Dummy_Output")
+        if not any(r[1] == DEFAULT_SINK for r in self.short_list("sinks") if len(r) > 1):
+            self.load_null_sink(DEFAULT_SINK, "Test_Dummy_Output")
         deadline = time.monotonic() + timeout_s
-        while self.pactl("set-default-sink", "pn_test_dummy", check=False).returncode != 0:
+        while self.pactl("set-default-sink", DEFAULT_SINK, check=False).returncode != 0:
             if time.monotonic() > deadline:
                 raise PulseServerError("pipewire-pulse: no default sink")
             time.sleep(0.05)

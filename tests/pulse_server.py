@@ -21,7 +21,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["PulseServer", "PulseServerError"]
+__all__ = ["PulseServer", "PulseServerError", "DEFAULT_SINK"]
+
+#: The null sink both test servers make their default output (the stand-in speakers).
+DEFAULT_SINK = "pn_test_dummy"
 
 _DAEMON_CONF = """default-sample-rate = 48000
 alternate-sample-rate = 48000
@@ -30,9 +33,9 @@ default-fragments = 2
 default-fragment-size-msec = 5
 """
 
-_MINIMAL_PA = """load-module module-native-protocol-unix
-load-module module-null-sink sink_name=pn_test_dummy rate=48000 channels=1 sink_properties=device.description=Test_Dummy_Output
-set-default-sink pn_test_dummy
+_MINIMAL_PA = f"""load-module module-native-protocol-unix
+load-module module-null-sink sink_name={DEFAULT_SINK} rate=48000 channels=1 sink_properties=device.description=Test_Dummy_Output
+set-default-sink {DEFAULT_SINK}
 """
 
 _ENV_KEYS = ("XDG_RUNTIME_DIR", "PULSE_SERVER", "PULSE_CONFIG", "PULSE_RUNTIME_PATH",

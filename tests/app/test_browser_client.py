@@ -19,6 +19,7 @@ import soundfile as sf
 
 from live_audio import (RATE, noisy_speech, play, realign, segment_match, snr_db,
                         start_silence_feeder)
+from pulse_server import DEFAULT_SINK
 
 from percepnet.app.engine import Engine
 from percepnet.app.mic_backends import get_backend
@@ -91,10 +92,6 @@ def _chromium(server, url: str, tmp_path: Path) -> subprocess.Popen:
         stderr=(tmp_path / "chromium.log").open("w"))
 
 
-#: The test servers' default sink (a null sink): the page's AudioContext plays into it.
-SPEAKERS = "pn_test_dummy"
-
-
 @pytest.mark.parametrize("server_kind", ["pulseaudio", "pipewire"])
 def test_chromium_records_the_cleaned_voice(server_kind, request, page_server, tmp_path):
     server = request.getfixturevalue(f"{server_kind}_session")
@@ -125,7 +122,7 @@ def _record_and_check(server, page_server, tmp_path):
     # stretched over the next seconds (-17 dB, with the microphone itself intact;
     # docs/sound-servers.md). PipeWire's graph drives an idle null sink like any node, and a
     # 10 ms stream on it would change the graph's quantum under the test, so not there.
-    speakers = start_silence_feeder(server, SPEAKERS) if server.kind == "pulseaudio" else None
+    speakers = start_silence_feeder(server, DEFAULT_SINK) if server.kind == "pulseaudio" else None
     vmic = get_backend()
     assert vmic.ensure().present
     vmic.start_supervision()

@@ -15,6 +15,7 @@ from percepnet.app.settings import stage_defaults
 from percepnet.app.engine import Engine
 from percepnet.app.models import default_model_name, load_model
 from percepnet.app.mic_backends import get_backend
+from percepnet.app.mic_pipe import pipe_path
 from percepnet.app.virtual_mic_pulse import PulseVirtualMic
 from percepnet.dsp.constants import ALGORITHMIC_DELAY_SAMPLES
 from percepnet.dsp.denoiser import Denoiser
@@ -59,7 +60,7 @@ def _run(server, vmic, model, wav, tmp_path, suppression: bool) -> np.ndarray:
     # both servers). The null-sink chain's duplex stream into a null sink once restarted
     # once in a full-suite run on two loaded cores (ALSA poll error, as in the browser test's
     # note); a loop would restart every 0.5 s, and one restart is allowed there.
-    assert diag.restarts <= (0 if vmic.sink_name.startswith("pipe:") else 1), diag
+    assert diag.restarts <= (0 if pipe_path(vmic.sink_name) else 1), diag
     return out
 
 

@@ -24,6 +24,7 @@ from percepnet.app.virtual_mic_pulse import KeepAlive, PulseVirtualMic
 from audio_fixtures import load_fixture
 from mic_child import mic_child, passing_self_test, run_exit_child
 from live_audio import segment_match
+from pulse_server import DEFAULT_SINK
 from percepnet.dsp.constants import SAMPLE_RATE_HZ
 
 RATE = SAMPLE_RATE_HZ  # the one definition: percepnet.dsp.constants
@@ -269,7 +270,7 @@ def test_default_sink_and_source_are_not_taken_over(mic, pulse_server):
         info = pulse_server.pactl("info").stdout
     finally:
         pulse_server.unload_module(idx)
-    assert "Default Sink: pn_test_dummy" in before and "Default Sink: pn_test_dummy" in info
+    assert f"Default Sink: {DEFAULT_SINK}" in before and f"Default Sink: {DEFAULT_SINK}" in info
     assert f"Default Source: {SOURCE_NAME}" not in info
     assert f"Default Source: {SINK_NAME}.monitor" not in info
 
@@ -283,7 +284,7 @@ def test_stale_or_half_built_chain_is_rebuilt(mic, pulse_server, case):
                            "rate=48000", "channels=1")
     elif case == "source on a wrong master":
         pulse_server.pactl("load-module", "module-remap-source", f"source_name={SOURCE_NAME}",
-                           "master=pn_test_dummy.monitor", "channels=1")
+                           f"master={DEFAULT_SINK}.monitor", "channels=1")
     else:
         assert mic.ensure().present
         pulse_server.pactl("load-module", "module-null-sink", f"sink_name={SINK_NAME}",
