@@ -124,6 +124,7 @@ class MicPipe:
         self.last_error = ""
         self.idle = True
         self.last_write = 0.0
+        self.max_write_gap_ms = 0.0  # the longest time between two writes (after the first)
         self._after_write = 0       # fill right after our last write (bytes)
         self._last_read = 0.0       # when the fill was last seen to go down
         self._win_min = 1 << 30     # lowest fill of the current window
@@ -253,6 +254,8 @@ class MicPipe:
             return
         try:
             now = time.monotonic()
+            if self.last_write > 0.0 and 1000.0 * (now - self.last_write) > self.max_write_gap_ms:
+                self.max_write_gap_ms = 1000.0 * (now - self.last_write)
             fill = self._fill()
             if fill < self._after_write:
                 self._last_read = now

@@ -1,8 +1,18 @@
 """Shared pytest fixtures (helpers for audio live in audio_fixtures.py)."""
 from __future__ import annotations
 
+import faulthandler
+import signal
+import sys
+
 import numpy as np
 import pytest
+
+
+def pytest_configure(config) -> None:
+    """A run stopped from outside (CI's time limit sends SIGTERM) prints where every thread
+    was first: a hang then shows its place in the log. The default action (exit) follows."""
+    faulthandler.register(signal.SIGTERM, file=sys.__stderr__, all_threads=True, chain=True)
 
 
 @pytest.fixture

@@ -114,10 +114,16 @@ class PulseServer:
         raise PulseServerError(f"pulseaudio did not answer within {timeout_s} s: {self.log_tail()}")
 
     def pid(self) -> int | None:
+        """The daemon's pid, from its pid file; None when the file is missing or stale (a
+        daemon killed with SIGKILL leaves it behind, and its number may since belong to
+        another process: never signal that one)."""
         try:
-            return int((self.run_dir / "pulse" / "pid").read_text().split()[0])
+            pid = int((self.run_dir / "pulse" / "pid").read_text().split()[0])
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
         except (OSError, ValueError, IndexError):
             return None
+        return pid if comm.startswith("pulseaudio") else None
 
     def kill(self, sig: int = signal.SIGTERM, wait_s: float = 5.0) -> None:
         """Stop the daemon (the server stays configured; :meth:`restart` brings it back)."""
@@ -136,6 +142,10 @@ class PulseServer:
                 return
             time.sleep(0.02)
         os.kill(pid, signal.SIGKILL)
+        try:
+            (self.run_dir / "pulse" / "pid").unlink()
+        except OSError:
+            pass
 
     def restart(self) -> None:
         self.kill()

@@ -24,6 +24,7 @@ from pulse_server import DEFAULT_SINK
 
 from percepnet.app.engine import Engine
 from percepnet.app.mic_backends import get_backend
+from percepnet.app.mic_pipe import MicPipe, pipe_path
 from percepnet.app.models import default_model_name, load_model
 from percepnet.app.settings import stage_defaults
 from percepnet.dsp.constants import ALGORITHMIC_DELAY_SAMPLES
@@ -153,6 +154,7 @@ def _record_and_check(server, page_server, tmp_path):
         play(server, "pn_br_mic", wav)
         raw = _wait_for(results, arrived, "/samples", RECORD_S + 60)
         diag = engine.diagnostics()
+        write_gap_ms = MicPipe.for_path(pipe_path(vmic.sink_name)).max_write_gap_ms
     finally:
         if browser is not None:
             browser.terminate()
@@ -178,6 +180,7 @@ def _record_and_check(server, page_server, tmp_path):
     d = ALGORITHMIC_DELAY_SAMPLES
     offline = Denoiser(model, **stage_defaults()).process(np.concatenate([noisy, np.zeros(d)]))[d:]
     live = realign(offline, rec)
+    np.savez(tmp_path / "recording.npz", clean=clean, noisy=noisy, offline=offline, rec=rec)
     edge = RATE // 2  # the recording starts and ends mid-clip: leave the edges out
     sl = slice(edge, len(clean) - edge)
     snr_in, snr_off, snr_live = (snr_db(clean[sl], x[sl]) for x in (noisy, offline, live))
@@ -185,7 +188,8 @@ def _record_and_check(server, page_server, tmp_path):
     print(f"\n{server.kind}: {clock}; SI-SDR input {snr_in:.1f} dB, offline denoise {snr_off:.1f} dB, "
           f"Chromium recording {snr_live:.1f} dB; engine restarts {diag.restarts}, "
           f"xruns {diag.xruns} (+{diag.xruns_startup} at start), underflows "
-          f"{diag.output_underflows}, re-syncs {diag.resyncs}, latency {diag.latency_ms:.0f} ms; "
+          f"{diag.output_underflows}, re-syncs {diag.resyncs}, latency {diag.latency_ms:.0f} ms, "
+          f"longest gap between the engine's writes {write_gap_ms:.0f} ms; "
           f"0.25 s segments below 0.9 correlation with offline: "
           f"{[round(c, 2) for c in segment_match(offline, rec, 0.25) if c < 0.9]}")
     # the live path loses (almost) nothing against offline denoising of the same input

@@ -42,6 +42,26 @@ def test_pipe_path_parses_only_pipe_devices():
     assert pipe_path("percepnet_mic_sink") is None and pipe_path("") is None
 
 
+def test_the_longest_gap_between_writes_is_kept(fifo, monkeypatch):
+    """A stalled writer (the engine's callback held up) shows in ``max_write_gap_ms``; the
+    first write after open does not count (nothing to measure from)."""
+    path, reader = fifo
+    clock = [100.0]
+    monkeypatch.setattr(mic_pipe.time, "monotonic", lambda: clock[0])
+    p = MicPipe(path)
+    p.open()
+    clock[0] += 5.0
+    for step_s in (0.01, 0.01, 0.167, 0.01):
+        p.write(np.zeros(HOP))
+        read_all(reader)
+        clock[0] += step_s
+    p.write(np.zeros(HOP))
+    assert p.max_write_gap_ms == pytest.approx(167.0)
+    p.open()  # a new stream: a new measurement
+    assert p.max_write_gap_ms == 0.0
+    p.close()
+
+
 def test_blocks_arrive_in_order_after_the_priming(fifo, monkeypatch):
     path, reader = fifo
     clock = [100.0]
