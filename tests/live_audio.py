@@ -14,7 +14,7 @@ from percepnet.dsp.constants import SAMPLE_RATE_HZ
 RATE = SAMPLE_RATE_HZ  # the one definition: percepnet.dsp.constants
 
 __all__ = ["RATE", "start_silence_feeder", "noisy_speech", "Recorder", "play", "align",
-           "snr_db", "segment_match", "realign", "stream_clip"]
+           "snr_db", "segment_match", "realign", "realign_steps", "stream_clip"]
 
 
 def start_silence_feeder(server, sink: str, timeout_s: float = 10.0,
@@ -137,6 +137,67 @@ def realign(ref: np.ndarray, rec: np.ndarray, seconds: float = 0.25) -> np.ndarr
         j = align(r, win, max_lag=len(win) - seg + 1)
         out[a:a + seg] = win[j:j + seg]
     return out
+
+
+def _local_lags(ref: np.ndarray, rec: np.ndarray, lag0: int, hop_s: float, win_s: float,
+                search_ms: float, min_corr: float) -> list[tuple[int, int]]:
+    """(centre, lag) of each ``win_s`` window of ``ref`` (every ``hop_s``) whose normalised
+    correlation with ``rec`` peaks above ``min_corr`` within ``search_ms`` of the last lag
+    found; quiet windows (below a tenth of the clip's RMS) are left out."""
+    hop, win, srch = int(hop_s * RATE), int(win_s * RATE), int(search_ms * RATE / 1000)
+    level = np.sqrt(np.mean(ref ** 2))
+    prev, points = lag0, []
+    for c in range(win // 2, len(ref) - win // 2 + 1, hop):
+        r = ref[c - win // 2:c + win // 2]
+        lo = c - win // 2 + prev - srch
+        if np.sqrt(np.mean(r ** 2)) < level / 10 or lo < 0 or lo + win + 2 * srch > len(rec):
+            continue
+        seg = rec[lo:lo + win + 2 * srch]
+        nc = np.correlate(seg, r, "valid") / (
+            np.sqrt(np.convolve(seg ** 2, np.ones(win), "valid") * np.dot(r, r)) + 1e-20)
+        j = int(np.argmax(nc))
+        if nc[j] >= min_corr:
+            prev = lo + j - (c - win // 2)
+            points.append((c, prev))
+    return points
+
+
+def realign_steps(ref: np.ndarray, rec: np.ndarray, min_corr: float = 0.8
+                  ) -> tuple[np.ndarray, list[tuple[float, int]]]:
+    """``rec`` mapped onto ``ref``'s time base with a lag that is constant between steps:
+    a client that inserts or drops a few ms of audio to keep its own buffer level (Chromium
+    does, on both servers) shifts everything after it, and each step is placed where it
+    fits best (1 ms grid). Returns (the mapped recording, [(time_s, step_samples), ...]);
+    a positive step is audio inserted, a negative one audio lost. Where audio was lost, the
+    ``ref`` samples it held have no counterpart and count fully as error."""
+    lag0 = align(ref, rec, max_lag=max(len(rec) - len(ref), 1))
+    points = _local_lags(ref, rec, lag0, 0.1, 0.2, 30.0, min_corr) or [(0, lag0)]
+    lag = np.full(len(ref), points[0][1], dtype=np.int64)
+    steps = []
+    for (c1, l1), (c2, l2) in zip(points, points[1:]):
+        lag[c1:] = l1
+        if l1 == l2:
+            continue
+        grid = np.arange(c1, c2 + 1, RATE // 1000)
+        idx = np.arange(c1, c2)
+
+        def err(p, idx=idx, c1=c1, l1=l1, l2=l2):
+            shift = np.where(idx < p, l1, l2)
+            pos = np.clip(idx + shift, 0, len(rec) - 1)
+            return float(np.sum((ref[c1:c2] - rec[pos]) ** 2))
+
+        best = min(grid, key=err)
+        lag[best:] = l2
+        steps.append((best / RATE, int(l2 - l1)))
+    pos = np.arange(len(ref)) + lag
+    out = np.where((pos >= 0) & (pos < len(rec)), rec[np.clip(pos, 0, len(rec) - 1)], 0.0)
+    # before the first and after the last window that matched: each 0.25 s on its own
+    half = int(0.1 * RATE)
+    edges = realign(ref, rec)
+    first, last = points[0][0] - half, points[-1][0] + half
+    out[:max(first, 0)] = edges[:max(first, 0)]
+    out[last:] = edges[last:]
+    return out, steps
 
 
 def stream_clip(server, engine, play_sink: str, wav, rec_source: str, rec_path,
