@@ -16,7 +16,6 @@ from model_fixtures import tiny_model
 
 from percepnet.app.engine import BLOCK_SIZE, EngineCore
 from percepnet.dsp.constants import ALGORITHMIC_DELAY_SAMPLES
-from percepnet.dsp.denoiser import Denoiser
 
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
