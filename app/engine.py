@@ -35,6 +35,7 @@ from .engine_core import BLOCK_SIZE, MAX_BLOCK, TIMING_HISTORY, EngineCore
 from .engine_supervisor import Supervisor
 from .latency_tracker import LatencyTracker
 from .mic_pipe import MicPipe, pipe_path
+from .thread_priority import raise_priority, thread_ids
 from .monitor_output import MonitorOutput
 from .rate_adapter import RateAdapter, choose_device_rate
 from .settings import or_defaults
@@ -79,6 +80,8 @@ class Engine(AudioThread):
         self._rate = SAMPLE_RATE_HZ
         self._adapter: RateAdapter | None = None
         self._pipe: MicPipe | None = None  # the FIFO written instead of an output stream
+        #: what raising the stream's threads' priority did (thread_priority.raise_priority)
+        self.audio_priority = "not raised: no stream yet"
         # the core's output buffer there (MAX_BLOCK covers any stream block, adapted or not)
         self._pipe_out = np.zeros((MAX_BLOCK, 1), dtype=np.float32)
         self.on_status = on_status
@@ -256,6 +259,7 @@ class Engine(AudioThread):
                                  self.output_device)
         self._note_missing()
         self._rate = SAMPLE_RATE_HZ  # the demo's and the pacer's; a duplex stream sets its own
+        threads_before = thread_ids()
         try:
             if self._uses_demo():
                 self._demo.load()
@@ -275,6 +279,9 @@ class Engine(AudioThread):
             self._stream_started = now
             self._last_callback = now
             self._state = "running"
+            if self._stream is not None:  # its threads ahead of the browser's (thread_priority)
+                self.audio_priority = raise_priority(thread_ids() - threads_before)
+                log.info("audio threads: %s", self.audio_priority)
             if self._mon.enabled and self._mon.stream is None:
                 self._open_monitor()
         except Exception as exc:  # noqa: BLE001 - reported, retried by the supervisor
@@ -442,4 +449,4 @@ class Engine(AudioThread):
             nonfinite_samples=core.nonfinite_samples, denoiser_resets=core.denoiser_resets,
             uptime_s=time.monotonic() - self._started_at if self._started_at else 0.0,
             frames=core.blocks, warnings=list(self.warnings),
-            fallback=self._router.fallback())
+            fallback=self._router.fallback(), audio_priority=self.audio_priority)

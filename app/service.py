@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         engine.start()
         print(f"running: input={engine.input_device or 'default'} "
               f"output={engine.output_device or 'default'} model={engine.core.model_name} "
-              f"(Ctrl+C stops)", flush=True)
+              f"audio threads: {engine.audio_priority} (Ctrl+C stops)", flush=True)
         stop.wait(args.duration)
     finally:
         engine.stop()  # before the mic goes: the server would move our stream to the speakers

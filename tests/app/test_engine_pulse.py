@@ -7,6 +7,7 @@ record its monitor). Tests need the ``pulseaudio`` binary (installed by ``make t
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 
@@ -632,3 +633,35 @@ def test_listen_to_myself_plays_on_a_second_device(sinks, pulse_server, tmp_path
     assert abs(np.argmax(spec) * RATE / len(tone) - 440.0) < 5.0
     assert not inputs, "monitor off: our stream still plays to the speakers"
     assert off.size == 0 or np.max(np.abs(off)) < 1e-3, "monitor off still plays"
+
+
+def test_the_stream_threads_run_ahead_of_other_apps(sinks, pulse_server, shipped_or_tiny):
+    """The callback thread (and the rest the stream brought) at nice -11 where this process
+    may raise it (root in CI), the reason in the diagnostics where not; the caller's own
+    thread is left as it was."""
+    import threading
+
+    from percepnet.app.thread_priority import AUDIO_NICE
+
+    model, _ = shipped_or_tiny
+    engine = Engine(model, input_device="pn_mic_sim.monitor", output_device="pn_engine_out")
+    callback_tids: set[int] = set()
+    inner = engine._callback
+    engine._callback = lambda *a: (callback_tids.add(threading.get_native_id()), inner(*a))[1]
+    main_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    engine.start()
+    try:
+        t0 = time.monotonic()
+        while engine.core.blocks < 50 and time.monotonic() - t0 < 10.0:
+            time.sleep(0.05)
+        diag = engine.diagnostics()
+        nices = {tid: os.getpriority(os.PRIO_PROCESS, tid) for tid in callback_tids}
+    finally:
+        engine.stop()
+    assert engine.core.blocks >= 50 and callback_tids, diag
+    if os.geteuid() == 0:
+        assert diag.audio_priority.startswith(f"nice {AUDIO_NICE} ("), diag.audio_priority
+        assert set(nices.values()) == {AUDIO_NICE}, nices
+    else:
+        assert diag.audio_priority.startswith("not raised: no permission"), diag.audio_priority
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_nice
