@@ -254,8 +254,9 @@ class MicPipe:
             return
         try:
             now = time.monotonic()
-            if self.last_write > 0.0 and 1000.0 * (now - self.last_write) > self.max_write_gap_ms:
-                self.max_write_gap_ms = 1000.0 * (now - self.last_write)
+            gap_ms = 1000.0 * (now - self.last_write)
+            if self.last_write > 0.0 and gap_ms > self.max_write_gap_ms:
+                self.max_write_gap_ms = gap_ms
             fill = self._fill()
             if fill < self._after_write:
                 self._last_read = now

@@ -142,10 +142,6 @@ class PulseServer:
                 return
             time.sleep(0.02)
         os.kill(pid, signal.SIGKILL)
-        try:
-            (self.run_dir / "pulse" / "pid").unlink()
-        except OSError:
-            pass
 
     def restart(self) -> None:
         self.kill()
