@@ -41,6 +41,9 @@ class Diagnostics:
     restarts: int = 0
     #: latency re-syncs: the stream reopened because buffered audio had piled up
     resyncs: int = 0
+    #: the virtual microphone's FIFO cut back to the slack its sound server needs (a few ms
+    #: of a quiet block left out; PipeWire)
+    trims: int = 0
     #: NaN/Inf samples replaced by zeros (input or output)
     nonfinite_samples: int = 0
     #: times the suppressor's state was cleared after repeated errors
@@ -82,6 +85,7 @@ class Diagnostics:
                 + (f" nonfinite-samples={self.nonfinite_samples}"
                    if self.nonfinite_samples else "")
                 + (f" suppressor-resets={self.denoiser_resets}" if self.denoiser_resets else "")
+                + (f" trims={self.trims}" if self.trims else "")
                 + (f" device-rate={self.sample_rate}Hz(converted)"
                    if self.sample_rate != SAMPLE_RATE_HZ else "")
                 + (f" MISSING-{self.fallback.upper().replace(' ', '-')}-DEVICE(using default)"

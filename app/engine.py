@@ -446,6 +446,7 @@ class Engine(AudioThread):
             last_error=(core.last_error or core.prepare_error
                         or (pipe.last_error if pipe else "")), suppressor_ready=core.ready,
             restarts=self.restarts, resyncs=self.resyncs + (pipe.resyncs if pipe else 0),
+            trims=pipe.trims if pipe else 0,
             nonfinite_samples=core.nonfinite_samples, denoiser_resets=core.denoiser_resets,
             uptime_s=time.monotonic() - self._started_at if self._started_at else 0.0,
             frames=core.blocks, warnings=list(self.warnings),

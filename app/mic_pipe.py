@@ -17,7 +17,14 @@ and plays silence when the FIFO is short, so the FIFO is primed with :data:`TARG
   stall): when the lowest fill of :data:`RESYNC_AFTER_S` stays more than
   :data:`RESYNC_GROWTH_MS` above the lowest the pipe has had, the next quiet blocks are not
   written (a latency re-sync, counted), or failing a quiet block within
-  :data:`RESYNC_MAX_WAIT_S` the excess is drained from the FIFO.
+  :data:`RESYNC_MAX_WAIT_S` the excess is drained from the FIFO;
+- **slack that is not needed** (PipeWire: where the engine's blocks fall between the
+  server's reads is set by chance when the stream starts, so the lowest fill settles
+  anywhere from 0 to a block): when the lowest fill of a window is above
+  :data:`TRIM_ABOVE_MS`, the next quiet block is written short by the excess over the slack
+  (:data:`TRIM_TO_MS` at first), a trim, counted apart from re-syncs. A FIFO found empty
+  after a trim means the server may have run short: the slack grows by
+  :data:`TRIM_STEP_MS`, up to :data:`TRIM_MAX_MS`.
 
 :meth:`MicPipe.write` runs in the audio callback: no array allocation, no lock, no logging;
 ``os.write``/``os.readv`` on a non-blocking descriptor never wait. Everything else runs on the
@@ -63,6 +70,17 @@ RESYNC_AFTER_S = 2.0
 #: ... at a quiet block (peak below RESYNC_QUIET_PEAK, -40 dBFS), or after this long anyway.
 RESYNC_MAX_WAIT_S = 5.0
 RESYNC_QUIET_PEAK = 0.01
+#: Trim the lowest fill of a RESYNC_AFTER_S window when it is above TRIM_ABOVE_MS, down to
+#: the slack (TRIM_TO_MS at first). Measured on the test PipeWire session (256-sample
+#: quantum; our blocks every 10.7 ms, as the input stream gets 512 samples a time): the
+#: lowest fill settled at 3.7-7 ms, a different figure each start, i.e. that much delay the
+#: server does not need; the fill then swings 15 ms above its lowest (one block and one
+#: quantum). The slack grows by TRIM_STEP_MS (up to TRIM_MAX_MS, at most once per
+#: RESYNC_AFTER_S) each time the FIFO is found empty after a trim.
+TRIM_ABOVE_MS = 3.0
+TRIM_TO_MS = 1.5
+TRIM_STEP_MS = 1.0
+TRIM_MAX_MS = 8.0
 #: No read seen for this long (s): nobody records the microphone; keep only the target.
 IDLE_AFTER_S = 0.2
 #: the largest block written at once (samples): 2 x 10 ms blocks (a rate adapter's output)
@@ -83,7 +101,8 @@ def _ms_to_bytes(ms: float) -> int:
 class MicPipe:
     """The writer of one FIFO. ``open``/``close``/``play`` on the control side, ``write`` in
     the audio callback. Statistics (read any time): ``fill_ms`` (FIFO content at the last
-    write), ``resyncs``, ``dropped_ms`` (audio thrown away by re-syncs), ``idle`` (nobody
+    write), ``resyncs``, ``trims``, ``dropped_ms`` (audio thrown away by re-syncs and trims),
+    ``slack_ms`` (the lowest fill trims aim at), ``idle`` (nobody
     reads), ``overflows`` (blocks lost to a full FIFO), ``errors`` (writes that failed
     otherwise), ``last_error``."""
 
@@ -118,6 +137,8 @@ class MicPipe:
     def _reset_stats(self) -> None:
         self.fill_ms = 0.0
         self.resyncs = 0
+        self.trims = 0
+        self.slack_ms = TRIM_TO_MS
         self.dropped_ms = 0.0
         self.errors = 0
         self.overflows = 0
@@ -130,8 +151,11 @@ class MicPipe:
         self._win_min = 1 << 30     # lowest fill of the current window
         self._win_start = 0.0
         self._floor = 1 << 30       # lowest window minimum since open
-        self._excess = 0            # bytes a pending re-sync still has to drop
+        self._excess = 0            # bytes a pending re-sync or trim still has to drop
+        self._excess_is_trim = False  # a trim waits for quiet for ever; a re-sync does not
         self._resync_since = 0.0
+        self._slack = _ms_to_bytes(TRIM_TO_MS)
+        self._slack_raised_at = 0.0
 
     # ------------------------------------------------------------------ control side
     @property
@@ -280,16 +304,16 @@ class MicPipe:
                     self._overlay = None
             elif self._excess > 0 and float(np.max(out)) < RESYNC_QUIET_PEAK \
                     and float(np.min(out)) > -RESYNC_QUIET_PEAK:
-                self._excess -= frames * _SAMPLE_BYTES  # a quiet block left out: re-sync
-                self.dropped_ms += 1000.0 * frames / SAMPLE_RATE_HZ
-                if self._excess <= 0:
+                # a quiet block left out, or its start (re-sync or trim)
+                skip = min(frames, self._excess // _SAMPLE_BYTES)
+                self._excess -= skip * _SAMPLE_BYTES
+                self.dropped_ms += 1000.0 * skip / SAMPLE_RATE_HZ
+                if self._excess < _SAMPLE_BYTES:
                     self._finish_resync()
-                self._after_write = fill
-                self.fill_ms = 1000.0 * fill / _SAMPLE_BYTES / SAMPLE_RATE_HZ
-                self.last_write = now
-                return
-            os.write(self.fd, out)
-            self._after_write = fill + frames * _SAMPLE_BYTES
+                out = out[skip:]
+            if out.shape[0]:
+                os.write(self.fd, out)
+            self._after_write = fill + out.shape[0] * _SAMPLE_BYTES
             self.fill_ms = 1000.0 * fill / _SAMPLE_BYTES / SAMPLE_RATE_HZ
             self.last_write = now
         except BlockingIOError:
@@ -299,19 +323,33 @@ class MicPipe:
             self.last_error = str(exc) if not self.last_error else self.last_error
 
     def _resync_step(self, fill: int, now: float) -> int:
-        """Backlog guard (audio thread); returns the bytes drained from the FIFO."""
+        """Backlog guard and slack trim (audio thread); returns the bytes drained from the
+        FIFO."""
         if fill < self._win_min:
             self._win_min = fill
+        if fill == 0 and self.trims and now - self._slack_raised_at >= RESYNC_AFTER_S \
+                and self._slack < _ms_to_bytes(TRIM_MAX_MS):
+            self._slack += _ms_to_bytes(TRIM_STEP_MS)  # the server may have run short
+            self._slack_raised_at = now
+            self.slack_ms = 1000.0 * self._slack / _SAMPLE_BYTES / SAMPLE_RATE_HZ
         if now - self._win_start >= RESYNC_AFTER_S:
             m = self._win_min
             self._win_min = 1 << 30
             self._win_start = now
             if m < self._floor:
                 self._floor = m
-            elif self._excess <= 0 and m - self._floor > _ms_to_bytes(RESYNC_GROWTH_MS):
-                self._excess = m - self._floor
+            pending = self._excess > 0
+            if (not pending or self._excess_is_trim) \
+                    and m - self._floor > _ms_to_bytes(RESYNC_GROWTH_MS):
+                self._excess, self._excess_is_trim = m - self._floor, False  # over a trim
                 self._resync_since = now
-        if self._excess > 0 and now - self._resync_since > RESYNC_MAX_WAIT_S:
+            elif not pending or self._excess_is_trim:  # a pending trim follows the fill
+                if m > _ms_to_bytes(TRIM_ABOVE_MS) and m > self._slack + _ms_to_bytes(1.0):
+                    self._excess, self._excess_is_trim = m - self._slack, True
+                else:
+                    self._excess = 0
+        if self._excess > 0 and not self._excess_is_trim \
+                and now - self._resync_since > RESYNC_MAX_WAIT_S:
             drained = self._drop_from_fifo(self._excess)
             self.dropped_ms += 1000.0 * drained / _SAMPLE_BYTES / SAMPLE_RATE_HZ
             self._finish_resync()
@@ -320,6 +358,9 @@ class MicPipe:
 
     def _finish_resync(self) -> None:
         self._excess = 0
-        self.resyncs += 1
+        if self._excess_is_trim:
+            self.trims += 1
+        else:
+            self.resyncs += 1
         self._win_min = 1 << 30
         self._win_start = time.monotonic()

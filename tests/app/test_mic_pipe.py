@@ -79,6 +79,7 @@ def test_blocks_arrive_in_order_after_the_priming(fifo, monkeypatch):
         got = read_all(reader)  # a reader that keeps up (PulseAudio)
         np.testing.assert_allclose(got, x.astype(np.float32))
     assert p.errors == 0 and p.overflows == 0 and p.resyncs == 0 and not p.idle
+    assert p.trims == 0 and p.dropped_ms == 0.0  # nothing stands in the FIFO to trim
     p.close()
 
 
@@ -127,6 +128,46 @@ def test_a_lasting_backlog_is_resynced_at_a_quiet_block(fifo, monkeypatch):
     assert p.dropped_ms == pytest.approx(30.0, abs=10.0)
     assert fills[-1] <= mic_pipe.TARGET_FILL_MS + 10.0
     assert max(fills[250:400]) > 30.0  # it waited for a quiet block (none before 400)
+
+
+def test_standing_slack_is_trimmed_at_a_quiet_block_and_grows_after_an_empty_fifo(
+        fifo, monkeypatch):
+    """PipeWire's case: the reader takes one block per block written, but 8 ms stand in the
+    FIFO for good (where our writes fell between its reads). The next quiet block after a
+    window is written short by the excess over the slack; the samples keep their order.
+    When the FIFO is then found empty (the server may have run short), the slack grows."""
+    path, reader = fifo
+    clock = [100.0]
+    monkeypatch.setattr(mic_pipe.time, "monotonic", lambda: clock[0])
+    p = MicPipe(path)
+    p.open()
+    read_all(reader)  # the priming
+    os.write(p.fd, np.zeros(round(8.0 * 48), np.float32).tobytes())  # 8 ms standing
+    sent, got = [], []
+    for i in range(500):
+        x = np.full(HOP, 0.5 if i < 300 else 1e-3, np.float32) + np.float32(i * 1e-6)
+        p.write(x)
+        sent.append(x)
+        clock[0] += 0.01
+        got.append(np.frombuffer(os.read(reader, BLOCK_BYTES), dtype="<f4"))
+    assert p.trims == 1 and p.resyncs == 0, (p.trims, p.resyncs)
+    assert p.dropped_ms == pytest.approx(8.0 - mic_pipe.TRIM_TO_MS, abs=0.05)
+    assert p.fill_ms == pytest.approx(mic_pipe.TRIM_TO_MS, abs=0.05)  # what stands now
+    rec = np.concatenate(got + [read_all(reader)])[round(8.0 * 48):]  # past the standing 8 ms
+    whole = np.concatenate(sent)
+    cut = round((8.0 - mic_pipe.TRIM_TO_MS) * 48)
+    k = 300 * HOP  # the first quiet block: its start was left out, nothing else
+    np.testing.assert_array_equal(rec[:k], whole[:k])
+    np.testing.assert_array_equal(rec[k:], whole[k + cut:k + cut + rec.size - k])
+    # the server drains everything once: the slack grows by one step, and the next quiet
+    # window trims to it (nothing, here: the fill is below it)
+    slack0 = p.slack_ms
+    p.write(np.full(HOP, 1e-3, np.float32))
+    read_all(reader)
+    clock[0] += 0.01
+    p.write(np.full(HOP, 1e-3, np.float32))
+    assert p.slack_ms == pytest.approx(slack0 + mic_pipe.TRIM_STEP_MS, abs=0.05)
+    p.close()
 
 
 def test_self_test_tone_is_mixed_into_the_written_blocks(fifo):
