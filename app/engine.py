@@ -187,9 +187,12 @@ class Engine(AudioThread):
             return self._router.open_with_env(env, lambda: sd.OutputStream(
                 device=dev, samplerate=SAMPLE_RATE_HZ, blocksize=BLOCK_SIZE, channels=1,
                 dtype="float32", latency=self.latency_ms / 1000.0, callback=callback))
+        threads_before = thread_ids()
         warning = self._mon.open(make)
         if warning:
             self.warnings.append(warning)
+        elif self._mon.stream is not None:  # its threads as the main stream's
+            log.info("monitor stream threads: %s", raise_priority(thread_ids() - threads_before))
 
     def set_devices(self, input_device: str | None = None,
                     output_device: str | None = None) -> None:

@@ -645,23 +645,33 @@ def test_the_stream_threads_run_ahead_of_other_apps(sinks, pulse_server, shipped
 
     model, _ = shipped_or_tiny
     engine = Engine(model, input_device="pn_mic_sim.monitor", output_device="pn_engine_out")
+    engine.monitor_device = "pn_engine_out"  # "listen to myself": a second output stream
     callback_tids: set[int] = set()
+    monitor_tids: set[int] = set()
     inner = engine._callback
     engine._callback = lambda *a: (callback_tids.add(threading.get_native_id()), inner(*a))[1]
+    inner_mon = engine._mon.callback
+    engine._mon.callback = lambda *a: (monitor_tids.add(threading.get_native_id()),
+                                       inner_mon(*a))[1]
     main_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     engine.start()
     try:
         t0 = time.monotonic()
         while engine.core.blocks < 50 and time.monotonic() - t0 < 10.0:
             time.sleep(0.05)
+        engine.monitor = True  # switched on while running, as from the window
+        while len(monitor_tids) == 0 and time.monotonic() - t0 < 15.0:
+            time.sleep(0.05)
         diag = engine.diagnostics()
         nices = {tid: os.getpriority(os.PRIO_PROCESS, tid) for tid in callback_tids}
+        mon_nices = {tid: os.getpriority(os.PRIO_PROCESS, tid) for tid in monitor_tids}
     finally:
         engine.stop()
-    assert engine.core.blocks >= 50 and callback_tids, diag
+    assert engine.core.blocks >= 50 and callback_tids and monitor_tids, diag
     if os.geteuid() == 0:
         assert diag.audio_priority.startswith(f"nice {AUDIO_NICE} ("), diag.audio_priority
         assert set(nices.values()) == {AUDIO_NICE}, nices
+        assert set(mon_nices.values()) == {AUDIO_NICE}, mon_nices
     else:
         assert diag.audio_priority.startswith("not raised: no permission"), diag.audio_priority
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_nice
