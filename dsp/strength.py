@@ -80,7 +80,10 @@ def optimal_strength(q_x, q_y, q_p):
         g_att = min(1.0, math.sqrt(num / den))
         return STRENGTH_WHEN_UNREACHABLE, g_att
     b = q_y * q_p * (1.0 - q_x * q_x)
-    alpha = c / (math.sqrt(max(0.0, b * b + a * c)) + b)
+    den = math.sqrt(max(0.0, b * b + a * c)) + b
+    if den <= 0.0:  # b = 0 and a * c underflowed: c is subnormal, r = sqrt(c / a) is 0
+        return 0.0, 1.0
+    alpha = c / den
     r = alpha / (1.0 + alpha)
     return min(1.0, max(0.0, r)), 1.0
 

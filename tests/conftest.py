@@ -2,11 +2,20 @@
 from __future__ import annotations
 
 import faulthandler
+import os
 import signal
 import sys
 
 import numpy as np
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# Property tests draw the same examples on every run (the suite must be deterministic: a
+# failure in CI is then a failure here too). HYPOTHESIS_PROFILE=explore draws fresh ones, to
+# look for new failures on purpose; keep what it finds as an @example.
+hypothesis_settings.register_profile("deterministic", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 def pytest_configure(config) -> None:

@@ -1,7 +1,7 @@
 import math
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from percepnet.dsp.strength import band_coherence, filtered_coherence, optimal_strength
@@ -21,6 +21,7 @@ def test_strength_in_unit_range_and_finite(q_x, q_y, sigma2):
 
 @settings(max_examples=2000, deadline=None)
 @given(q_x=unit, q_y=unit, q_p=unit)
+@example(q_x=3.371627373747231e-161, q_y=0.0, q_p=0.03125)  # a * c underflowed to 0
 def test_strength_for_any_coherences(q_x, q_y, q_p):
     r, g_att = optimal_strength(q_x, q_y, q_p)
     assert math.isfinite(r) and 0.0 <= r <= 1.0
