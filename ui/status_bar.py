@@ -61,7 +61,9 @@ class DiagnosticsBar(QStatusBar):
         self.latency_label.setToolTip(f"End to end {d.latency_ms:.1f} ms = device in "
                                       f"{dl[0]:.1f} ms + 40 ms algorithmic + device out "
                                       f"{dl[1]:.1f} ms (measured from stream timestamps when "
-                                      "available)")
+                                      f"available).\nRe-syncs: {d.resyncs} (buffered audio had "
+                                      f"piled up); virtual microphone trims: {d.trims} (a few "
+                                      "ms of a quiet block left out)")
         self.cpu_label.setText(f"CPU {100.0 * d.cpu_share:.1f} %")
         self.cpu_label.setToolTip(f"Audio processing, share of one core: PortAudio load "
                                   f"{100 * d.cpu_load:.1f} %, processing/real time "

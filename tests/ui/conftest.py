@@ -58,7 +58,8 @@ class FakeEngine:
         return Diagnostics(state="running", input_device=self.input_device,
                            output_device=self.output_device, model="fake",
                            latency_ms=63.0, cpu_load=0.05, xruns=2, errors=self.errors,
-                           fallback=getattr(self, "fallback", ""))
+                           fallback=getattr(self, "fallback", ""),
+                           resyncs=getattr(self, "resyncs", 0), trims=getattr(self, "trims", 0))
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,10 @@ def test_status_bar_shows_diagnostics(make_window, fake_engine):
     w = make_window(fake_engine)
     w.update_status()
     assert w.latency_label.text() == "latency 63 ms"
+    fake_engine.resyncs, fake_engine.trims = 1, 4
+    w.update_status()
+    assert "Re-syncs: 1 " in w.latency_label.toolTip()
+    assert "trims: 4 " in w.latency_label.toolTip()
     assert w.cpu_label.text() == "CPU 5.0 %"
     assert w.xrun_label.text() == "xruns 2"
     assert w.model_label.text() == "model fake"
