@@ -115,6 +115,51 @@ def _windows(mic: _Capture, vm: _Capture, count: int) -> list[float]:
     return out
 
 
+def play_in_loop(server, sink: str, wav: Path, stop: threading.Event) -> None:
+    """``paplay`` the file into ``sink`` again and again (a thread) until ``stop`` is set."""
+    def loop():
+        while not stop.is_set():
+            p = subprocess.Popen(["paplay", f"--device={sink}", "--latency-msec=10", str(wav)],
+                                 env=server.child_env(), stdin=subprocess.DEVNULL)
+            while p.poll() is None and not stop.is_set():
+                time.sleep(0.1)
+            if p.poll() is None:
+                p.terminate()
+    threading.Thread(target=loop, daemon=True).start()
+
+
+def start_product(server, source: str, config: Path,
+                  extra: list[str]) -> tuple[subprocess.Popen, list[str]]:
+    """``percepnet run --input-device <source> --virtual-mic`` in its own process, as a user
+    starts it; returns once it says "running" (the process, and its output lines as they
+    come). RuntimeError with its last lines if it does not start within 120 s."""
+    engine = subprocess.Popen(
+        [sys.executable, "-m", "percepnet", "run", "--input-device", source, "--virtual-mic",
+         "--status-interval", "5", *extra, "--config", str(config)],
+        env={**server.child_env(), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(engine.stdout.readline, "")),
+                     daemon=True).start()
+    deadline = time.monotonic() + 120
+    while not any(ln.startswith("running") for ln in lines):
+        if engine.poll() is not None or time.monotonic() > deadline:
+            engine.kill()
+            raise RuntimeError("the engine did not start: " + "".join(lines[-20:]))
+        time.sleep(0.2)
+    return engine, lines
+
+
+def stop_all(procs: list[subprocess.Popen]) -> None:
+    """Terminate the processes (killed after 10 s)."""
+    for p in procs:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def _status(line_source: list[str]) -> dict:
     for line in reversed(line_source):
         m = re.search(r"xruns=(\d+).*?resyncs=(\d+)", line)
@@ -142,34 +187,11 @@ def measure(kind: str, minutes: float, latency_ms: float | None = None) -> dict:
                 wav = Path(tmp) / "speech.wav"
                 sf.write(wav, _speech(), SAMPLE_RATE_HZ, subtype="FLOAT")
                 stop = threading.Event()
-
-                def loop_play():
-                    while not stop.is_set():
-                        p = subprocess.Popen(["paplay", "--device=pn_lat_mic_sink",
-                                              "--latency-msec=10", str(wav)],
-                                             env=server.child_env(), stdin=subprocess.DEVNULL)
-                        while p.poll() is None and not stop.is_set():
-                            time.sleep(0.1)
-                        if p.poll() is None:
-                            p.terminate()
-                player = threading.Thread(target=loop_play, daemon=True)
-                player.start()
-                engine = subprocess.Popen(
-                    [sys.executable, "-m", "percepnet", "run", "--input-device", "pn_lat_mic",
-                     "--virtual-mic", "--status-interval", "5",
-                     *(["--latency-ms", f"{latency_ms:g}"] if latency_ms else []),
-                     "--config", str(Path(tmp) / "config.json")],
-                    env={**server.child_env(), "PYTHONUNBUFFERED": "1"},
-                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                play_in_loop(server, "pn_lat_mic_sink", wav, stop)
+                engine, lines = start_product(
+                    server, "pn_lat_mic", Path(tmp) / "config.json",
+                    ["--latency-ms", f"{latency_ms:g}"] if latency_ms else [])
                 procs.append(engine)
-                lines: list[str] = []
-                threading.Thread(target=lambda: lines.extend(iter(engine.stdout.readline, "")),
-                                 daemon=True).start()
-                deadline = time.monotonic() + 120
-                while not any(ln.startswith("running") for ln in lines):
-                    if engine.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("the engine did not start: " + "".join(lines[-20:]))
-                    time.sleep(0.2)
                 time.sleep(5.0)
                 mic, vm = _Capture("pn_lat_mic"), _Capture("percepnet_mic")
                 time.sleep(1.0)
@@ -186,12 +208,7 @@ def measure(kind: str, minutes: float, latency_ms: float | None = None) -> dict:
                 mic.close(), vm.close()
                 stop.set()
         finally:
-            for p in procs:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_all(procs)
             server.stop()
     med = (lambda v: float(np.median(v)) if v else float("nan"))
     return {"server": kind, "minutes": minutes, "latency_ms_requested": latency_ms,

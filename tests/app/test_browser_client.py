@@ -7,18 +7,14 @@ capture path, so the test servers' idle stand-in speakers cannot stall it."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import threading
 import time
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from chromium_page import PageServer, launch_chromium
 from live_audio import (RATE, noisy_speech, play, realign, realign_steps, snr_db,
                         start_silence_feeder)
 
@@ -36,62 +32,10 @@ RECORD_S = 11.0
 CLIP_S = 6.0
 
 
-class _Page(SimpleHTTPRequestHandler):
-    """Serves the page and takes what it posts back (``results``: path -> bytes)."""
-
-    results: dict[str, bytes]
-    arrived: threading.Condition
-
-    def do_POST(self):  # noqa: N802 - http.server's name
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        with self.arrived:
-            self.results[self.path] = body
-            self.arrived.notify_all()
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):  # quiet
-        pass
-
-
-def _wait_for(results, arrived, path: str, timeout_s: float) -> bytes:
-    deadline = time.monotonic() + timeout_s
-    with arrived:
-        while path not in results and "/error" not in results:
-            left = deadline - time.monotonic()
-            assert left > 0, f"the page did not post {path} within {timeout_s} s: {results}"
-            arrived.wait(left)
-    assert "/error" not in results, results["/error"].decode()
-    return results[path]
-
-
 @pytest.fixture
 def page_server():
-    results: dict[str, bytes] = {}
-    arrived = threading.Condition()
-    handler = type("Page", (_Page,), {"results": results, "arrived": arrived})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(PAGE_DIR)))
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    yield httpd, results, arrived
-    httpd.shutdown()
-    httpd.server_close()
-
-
-def _chromium(server, url: str, tmp_path: Path) -> subprocess.Popen:
-    exe = shutil.which("chromium")
-    assert exe, "chromium is not installed (Debian: chromium; packaging/system-deps.sh --test)"
-    home = tmp_path / "home"
-    home.mkdir()
-    env = server.child_env(HOME=str(home))
-    env.pop("DISPLAY", None)
-    return subprocess.Popen(
-        [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required",
-         f"--user-data-dir={tmp_path / 'profile'}", url],
-        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "chromium.log").open("w"))
+    with PageServer(PAGE_DIR) as pages:
+        yield pages
 
 
 @pytest.mark.parametrize("server_kind", ["pulseaudio", "pipewire"])
@@ -112,7 +56,7 @@ def _context_clock(samples: list) -> str:
 
 
 def _record_and_check(server, page_server, tmp_path):
-    httpd, results, arrived = page_server
+    pages = page_server
     clean, noisy = noisy_speech(CLIP_S, snr_db=5.0)
     wav = tmp_path / "noisy.wav"
     sf.write(wav, noisy.astype(np.float32), RATE, subtype="FLOAT")
@@ -126,15 +70,15 @@ def _record_and_check(server, page_server, tmp_path):
     browser = None
     try:
         engine.start()
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/record.html?seconds={RECORD_S}"
-        browser = _chromium(server, url, tmp_path)
-        _wait_for(results, arrived, "/started", 90)
+        browser = launch_chromium(server, pages.url(f"record.html?seconds={RECORD_S}"),
+                                  tmp_path)
+        pages.wait_for("/started", 90)
         # the clip starts once captured audio reaches the page (on PulseAudio that once took
         # 1.7 s after "/started": the clip's start was lost and nothing lined up)
-        _wait_for(results, arrived, "/flowing", 30)
+        pages.wait_for("/flowing", 30)
         time.sleep(1.0)
         play(server, "pn_br_mic", wav)
-        raw = _wait_for(results, arrived, "/samples", RECORD_S + 60)
+        raw = pages.wait_for("/samples", RECORD_S + 60)
         diag = engine.diagnostics()
         pipe = MicPipe.for_path(pipe_path(vmic.sink_name))
         write_gap_ms, dropped_ms = pipe.max_write_gap_ms, pipe.dropped_ms
@@ -148,7 +92,7 @@ def _record_and_check(server, page_server, tmp_path):
         feeder.terminate()
         feeder.wait(5)
         server.unload_module(mic_mod)
-    devices = json.loads(results["/devices"])
+    devices = json.loads(pages.results["/devices"])
     # the microphone is offered; nothing of ours is offered as a speaker (the pipe source has
     # no sink), so no app can send the far end into our microphone
     assert any(d["kind"] == "audioinput" and "PercepNet Microphone" in d["label"]
@@ -168,7 +112,7 @@ def _record_and_check(server, page_server, tmp_path):
     edge = RATE // 2  # the recording starts and ends mid-clip: leave the edges out
     sl = slice(edge, len(clean) - edge)
     snr_in, snr_off, snr_live = (snr_db(clean[sl], x[sl]) for x in (noisy, offline, live))
-    clock = _context_clock(json.loads(results["/clock"]))
+    clock = _context_clock(json.loads(pages.results["/clock"]))
     step_ms = [(round(t, 2), round(1000 * n / RATE, 1)) for t, n in steps]
     report = (f"{server.kind}: {clock}; SI-SDR input {snr_in:.1f} dB, offline denoise "
               f"{snr_off:.1f} dB, Chromium recording {snr_live:.1f} dB (one lag: "
