@@ -138,7 +138,6 @@ class MicPipe:
         self.fill_ms = 0.0
         self.resyncs = 0
         self.trims = 0
-        self.slack_ms = TRIM_TO_MS
         self.dropped_ms = 0.0
         self.errors = 0
         self.overflows = 0
@@ -228,6 +227,11 @@ class MicPipe:
         os.ftruncate(lfd, 0)
         os.pwrite(lfd, str(os.getpid()).encode(), 0)
         self._lock_fd = lfd
+
+    @property
+    def slack_ms(self) -> float:
+        """The lowest fill trims aim at (ms)."""
+        return 1000.0 * self._slack / _SAMPLE_BYTES / SAMPLE_RATE_HZ
 
     @property
     def active(self) -> bool:
@@ -331,7 +335,6 @@ class MicPipe:
                 and self._slack < _ms_to_bytes(TRIM_MAX_MS):
             self._slack += _ms_to_bytes(TRIM_STEP_MS)  # the server may have run short
             self._slack_raised_at = now
-            self.slack_ms = 1000.0 * self._slack / _SAMPLE_BYTES / SAMPLE_RATE_HZ
         if now - self._win_start >= RESYNC_AFTER_S:
             m = self._win_min
             self._win_min = 1 << 30

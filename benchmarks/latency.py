@@ -82,7 +82,7 @@ class _Capture:
         self.stream.close()
 
 
-def _delay_ms(t_mic: float, mic: np.ndarray, t_vm: float, vm: np.ndarray) -> float | None:
+def window_delay_ms(t_mic: float, mic: np.ndarray, t_vm: float, vm: np.ndarray) -> float | None:
     """Delay of ``vm`` behind ``mic`` (ms) from one window, or None (no clear peak)."""
     n = min(len(mic), len(vm))
     if n < WINDOW_S * SAMPLE_RATE_HZ:
@@ -109,7 +109,7 @@ def _windows(mic: _Capture, vm: _Capture, count: int) -> list[float]:
             break
         mic.take(), vm.take()  # start both windows now
         time.sleep(WINDOW_S + 0.2)
-        d = _delay_ms(*mic.take(), *vm.take())
+        d = window_delay_ms(*mic.take(), *vm.take())
         if d is not None:
             out.append(d)
     return out

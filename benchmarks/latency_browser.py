@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.latency import (WINDOW_S, _delay_ms, play_in_loop, start_product,
-                                stop_all)
+from benchmarks.latency import (WINDOW_S, play_in_loop, start_product, stop_all,
+                                window_delay_ms)
 from benchmarks.report import write_results
 from percepnet.dsp.constants import SAMPLE_RATE_HZ
 
@@ -40,7 +40,8 @@ def _lags_ms(raw: bytes) -> list[float]:
     x = np.frombuffer(raw, dtype=np.float32).reshape(-1, 2, 128)
     mic, ours = (x[:, k, :].reshape(-1) for k in (0, 1))
     w = int(WINDOW_S * SAMPLE_RATE_HZ)
-    lags = (_delay_ms(0.0, mic[s:s + w], 0.0, ours[s:s + w]) for s in range(0, len(mic) - w, w))
+    lags = (window_delay_ms(0.0, mic[s:s + w], 0.0, ours[s:s + w])
+            for s in range(0, len(mic) - w, w))
     return [round(float(d), 1) for d in lags if d is not None]
 
 

@@ -162,14 +162,16 @@ def _local_lags(ref: np.ndarray, rec: np.ndarray, lag0: int, hop_s: float, win_s
     return points
 
 
-def realign_steps(ref: np.ndarray, rec: np.ndarray, min_corr: float = 0.8
+def realign_steps(ref: np.ndarray, rec: np.ndarray, min_corr: float = 0.8,
+                  one_lag: np.ndarray | None = None
                   ) -> tuple[np.ndarray, list[tuple[float, int]]]:
     """``rec`` mapped onto ``ref``'s time base with a lag that is constant between steps:
     a client that inserts or drops a few ms of audio to keep its own buffer level (Chromium
     does, on both servers) shifts everything after it, and each step is placed where it
     fits best (1 ms grid). Returns (the mapped recording, [(time_s, step_samples), ...]);
     a positive step is audio inserted, a negative one audio lost. Where audio was lost, the
-    ``ref`` samples it held have no counterpart and count fully as error."""
+    ``ref`` samples it held have no counterpart and count fully as error. ``one_lag``:
+    ``realign(ref, rec)`` where the caller has it already (it fills the edges)."""
     lag0 = align(ref, rec, max_lag=max(len(rec) - len(ref), 1))
     points = _local_lags(ref, rec, lag0, 0.1, 0.2, 30.0, min_corr) or [(0, lag0)]
     lag = np.full(len(ref), points[0][1], dtype=np.int64)
@@ -193,7 +195,7 @@ def realign_steps(ref: np.ndarray, rec: np.ndarray, min_corr: float = 0.8
     out = np.where((pos >= 0) & (pos < len(rec)), rec[np.clip(pos, 0, len(rec) - 1)], 0.0)
     # before the first and after the last window that matched: each 0.25 s on its own
     half = int(0.1 * RATE)
-    edges = realign(ref, rec)
+    edges = realign(ref, rec) if one_lag is None else one_lag
     first, last = points[0][0] - half, points[-1][0] + half
     out[:max(first, 0)] = edges[:max(first, 0)]
     out[last:] = edges[last:]

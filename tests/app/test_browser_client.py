@@ -108,18 +108,19 @@ def _record_and_check(server, page_server, tmp_path):
     # and then (steps of 0.8-14 ms, on both servers, with the engine's writes on time): the
     # recording is compared with offline on one lag between such steps, each step placed where
     # it fits (tests/live_audio.realign_steps); a lost stretch still counts fully as error.
-    live, steps = realign_steps(offline, rec)
+    one_lag = realign(offline, rec)  # each 0.25 s on its own: the report's second figure
+    live, steps = realign_steps(offline, rec, one_lag=one_lag)
     edge = RATE // 2  # the recording starts and ends mid-clip: leave the edges out
     sl = slice(edge, len(clean) - edge)
     snr_in, snr_off, snr_live = (snr_db(clean[sl], x[sl]) for x in (noisy, offline, live))
     clock = _context_clock(json.loads(pages.results["/clock"]))
-    step_ms = [(round(t, 2), round(1000 * n / RATE, 1)) for t, n in steps]
+    step_ms = [(round(float(t), 2), round(1000 * n / RATE, 1)) for t, n in steps]
     report = (f"{server.kind}: {clock}; SI-SDR input {snr_in:.1f} dB, offline denoise "
               f"{snr_off:.1f} dB, Chromium recording {snr_live:.1f} dB (one lag: "
-              f"{snr_db(clean[sl], realign(offline, rec)[sl]):.1f} dB); steps of the recording "
+              f"{snr_db(clean[sl], one_lag[sl]):.1f} dB); steps of the recording "
               f"(s, ms): {step_ms}; engine restarts {diag.restarts}, xruns {diag.xruns} "
-              f"(+{diag.xruns_startup} at start), re-syncs {diag.resyncs} ({dropped_ms:.0f} ms "
-              f"dropped), latency {diag.latency_ms:.0f} ms, longest gap between the engine's "
+              f"(+{diag.xruns_startup} at start), re-syncs {diag.resyncs}, trims {diag.trims} "
+              f"({dropped_ms:.0f} ms dropped), latency {diag.latency_ms:.0f} ms, longest gap between the engine's "
               f"writes {write_gap_ms:.0f} ms")
     print("\n" + report)
     # the live path loses (almost) nothing against offline denoising of the same input
