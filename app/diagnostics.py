@@ -86,6 +86,7 @@ class Diagnostics:
                    if self.nonfinite_samples else "")
                 + (f" suppressor-resets={self.denoiser_resets}" if self.denoiser_resets else "")
                 + (f" trims={self.trims}" if self.trims else "")
+                + (f" stream-restarts={self.restarts}" if self.restarts else "")
                 + (f" device-rate={self.sample_rate}Hz(converted)"
                    if self.sample_rate != SAMPLE_RATE_HZ else "")
                 + (f" MISSING-{self.fallback.upper().replace(' ', '-')}-DEVICE(using default)"

@@ -150,7 +150,8 @@ def test_status_line_reports_replaced_samples_and_suppressor_resets_only_when_th
 
     quiet = Diagnostics(state="running").status_line()
     assert "nonfinite" not in quiet and "resets" not in quiet and "resyncs=0" in quiet
+    assert "restarts" not in quiet
     line = Diagnostics(state="running", nonfinite_samples=4800, denoiser_resets=2,
-                       resyncs=1).status_line()
+                       resyncs=1, restarts=3).status_line()
     assert "nonfinite-samples=4800" in line and "suppressor-resets=2" in line
-    assert "resyncs=1" in line
+    assert "resyncs=1" in line and "stream-restarts=3" in line
