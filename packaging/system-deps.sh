@@ -5,8 +5,9 @@
 #     plugin, and the X11 libraries Qt's xcb platform plugin links to (without them the
 #     window aborts on an X11 desktop: "could not load the Qt platform plugin xcb").
 #   --test: also the real servers the test suite starts itself: PulseAudio, PipeWire with
-#     wireplumber and pipewire-pulse (on a private D-Bus), an X server (Xvfb) for the window,
-#     headless Chromium as a meeting client, and desktop-file-validate.
+#     wireplumber and pipewire-pulse (on a private D-Bus), rtkit and polkitd (on a private
+#     system bus: the audio threads' priority), an X server (Xvfb) for the window, headless
+#     Chromium as a meeting client, and desktop-file-validate.
 #   --package: the run set plus what `make package` needs (PyInstaller uses objdump).
 # Fails loudly (exit 1) when something is missing and cannot be installed.
 set -euo pipefail
@@ -22,7 +23,7 @@ pkgs=(libportaudio2 libasound2-plugins libsndfile1 pulseaudio-utils "${qt_x11[@]
 case "$mode" in
   --run) ;;
   --test)
-    pkgs+=(pulseaudio pipewire pipewire-bin pipewire-pulse wireplumber dbus
+    pkgs+=(pulseaudio pipewire pipewire-bin pipewire-pulse wireplumber dbus rtkit
            xvfb xauth chromium desktop-file-utils espeak-ng) ;;
   --package) pkgs+=(binutils) ;;
   *) echo "system-deps: unknown mode $mode (--run, --test or --package)" >&2; exit 2 ;;
