@@ -57,7 +57,8 @@ class Diagnostics:
     #: False while the suppressor is being prepared (first start: its kernels compile in
     #: the background and the input passes through, aligned)
     suppressor_ready: bool = True
-    #: the audio threads' scheduling priority: "nice -11 (2 threads)" or "not raised: <why>"
+    #: the audio threads' scheduling priority: "nice -11 (2 threads)", "nice -11 via rtkit
+    #: (2 threads)" or "not raised: <why>"
     audio_priority: str = ""
 
     def as_dict(self) -> dict[str, Any]:

@@ -672,6 +672,7 @@ def test_the_stream_threads_run_ahead_of_other_apps(sinks, pulse_server, shipped
         assert diag.audio_priority.startswith(f"nice {AUDIO_NICE} ("), diag.audio_priority
         assert set(nices.values()) == {AUDIO_NICE}, nices
         assert set(mon_nices.values()) == {AUDIO_NICE}, mon_nices
-    else:
-        assert diag.audio_priority.startswith("not raised: no permission"), diag.audio_priority
+    else:  # a desktop session's rtkit may grant it; elsewhere the reason is reported
+        assert diag.audio_priority.startswith(("not raised: no permission",
+                                               f"nice {AUDIO_NICE} via rtkit")), diag.audio_priority
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_nice
