@@ -341,13 +341,12 @@ class MicPipe:
             self._win_start = now
             if m < self._floor:
                 self._floor = m
-            pending = self._excess > 0
-            if (not pending or self._excess_is_trim) \
-                    and m - self._floor > _ms_to_bytes(RESYNC_GROWTH_MS):
-                self._excess, self._excess_is_trim = m - self._floor, False  # over a trim
-                self._resync_since = now
-            elif not pending or self._excess_is_trim:  # a pending trim follows the fill
-                if m > _ms_to_bytes(TRIM_ABOVE_MS) and m > self._slack + _ms_to_bytes(1.0):
+            # a pending re-sync runs its course; a pending trim follows each window's figure
+            if self._excess <= 0 or self._excess_is_trim:
+                if m - self._floor > _ms_to_bytes(RESYNC_GROWTH_MS):
+                    self._excess, self._excess_is_trim = m - self._floor, False  # over a trim
+                    self._resync_since = now
+                elif m > _ms_to_bytes(TRIM_ABOVE_MS) and m > self._slack + _ms_to_bytes(1.0):
                     self._excess, self._excess_is_trim = m - self._slack, True
                 else:
                     self._excess = 0

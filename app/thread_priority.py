@@ -90,11 +90,12 @@ def rtkit_raise(tids: set[int], nice: int = AUDIO_NICE) -> str | None:
     busctl = shutil.which("busctl")
     if busctl is None:
         return "busctl (systemd) not found"
+    env = child_env()
     for tid in sorted(tids):
         argv = [busctl, "--system", f"--timeout={RTKIT_TIMEOUT_S:g}", "call", "--", *_RTKIT,
                 "MakeThreadHighPriorityWithPID", "tti", str(os.getpid()), str(tid), str(nice)]
         try:
-            res = subprocess.run(argv, env=child_env(), stdin=subprocess.DEVNULL,
+            res = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL,
                                  capture_output=True, text=True, timeout=RTKIT_TIMEOUT_S + 1.0)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return f"busctl: {exc}"

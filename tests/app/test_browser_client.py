@@ -55,8 +55,7 @@ def _context_clock(samples: list) -> str:
     return f"AudioContext clock stood still {still:.1f} s of {float(np.sum(wall)):.1f} s"
 
 
-def _record_and_check(server, page_server, tmp_path):
-    pages = page_server
+def _record_and_check(server, pages, tmp_path):
     clean, noisy = noisy_speech(CLIP_S, snr_db=5.0)
     wav = tmp_path / "noisy.wav"
     sf.write(wav, noisy.astype(np.float32), RATE, subtype="FLOAT")
@@ -120,8 +119,8 @@ def _record_and_check(server, page_server, tmp_path):
               f"{snr_db(clean[sl], one_lag[sl]):.1f} dB); steps of the recording "
               f"(s, ms): {step_ms}; engine restarts {diag.restarts}, xruns {diag.xruns} "
               f"(+{diag.xruns_startup} at start), re-syncs {diag.resyncs}, trims {diag.trims} "
-              f"({dropped_ms:.0f} ms dropped), latency {diag.latency_ms:.0f} ms, longest gap between the engine's "
-              f"writes {write_gap_ms:.0f} ms")
+              f"({dropped_ms:.0f} ms dropped), latency {diag.latency_ms:.0f} ms, longest gap "
+              f"between the engine's writes {write_gap_ms:.0f} ms")
     print("\n" + report)
     # the live path loses (almost) nothing against offline denoising of the same input
     assert snr_live >= snr_off - 1.0, report
