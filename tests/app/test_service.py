@@ -93,3 +93,82 @@ def test_monitor_plays_the_cleaned_voice_on_the_speakers_in_virtual_mic_mode(sou
         out, _ = proc.communicate(timeout=30)
         pulse_server.unload_module(spk)
     assert proc.returncode == 0, out
+
+
+def _microphone(server, name: str, master: str, timeout_s: float = 5.0) -> int:
+    """A source ``name`` (not a monitor: the service lists no monitors as microphones) that
+    remaps ``master``; returns its module index once the server lists it (pipewire-pulse
+    lists it a moment after the load returns)."""
+    index = int(server.pactl("load-module", "module-remap-source", f"source_name={name}",
+                             f"master={master}", "channels=1").stdout.strip())
+    deadline = time.monotonic() + timeout_s
+    while not any(len(r) > 1 and r[1] == name for r in server.short_list("sources")):
+        assert time.monotonic() < deadline, f"{name} not listed after its load"
+        time.sleep(0.02)
+    return index
+
+
+def test_a_minute_on_both_servers_without_a_stream_restart(pulseaudio_session, pipewire_session,
+                                                           tmp_path):
+    """The issue's "0 stream restarts in 60 s": `percepnet run --virtual-mic` for a minute on
+    PulseAudio and on PipeWire at once (each its own service, microphone and recorder), a
+    tone on the microphone and a recorder on "PercepNet Microphone" all the while. The bug
+    this guards took the keep-alive's record stream for ours and reopened the stream every
+    0.5 s, for ever; no restart at all is allowed, and the microphone carries the minute."""
+    from live_audio import start_silence_feeder
+
+    duration_s = 60.0
+    runs = []
+    try:
+        for server in (pulseaudio_session, pipewire_session):
+            run = {"server": server, "lines": [], "modules": []}
+            runs.append(run)
+            run["modules"].append(server.load_null_sink("soak_sink", "Soak_Sink"))
+            run["feeder"] = start_silence_feeder(server, "soak_sink", tone_hz=440.0)
+            run["modules"].append(_microphone(server, "soak_mic", "soak_sink.monitor"))
+            run["proc"] = _service(server, tmp_path / f"{server.kind}.json", "--virtual-mic",
+                                   "--input-device", "soak_mic", "--duration", str(duration_s),
+                                   "--status-interval", "10")
+        for run in runs:  # the microphone is there once the service runs: record it
+            lines, proc = run["lines"], run["proc"]
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                line = proc.stdout.readline()
+                lines.append(line)
+                if line.startswith("running: in=") or not line:
+                    break
+            assert lines[-1].startswith("running: in="), "".join(lines)
+            run["raw"] = tmp_path / f"{run['server'].kind}.f32"
+            with open(run["raw"], "wb") as sink:  # a file: a pipe would fill and stall it
+                run["rec"] = subprocess.Popen(
+                    ["pacat", "--record", "--device=percepnet_mic", "--raw",
+                     "--format=float32le", "--channels=1", "--rate=48000", "--latency-msec=20"],
+                    stdout=sink, env=run["server"].child_env())
+        for run in runs:
+            out, _ = run["proc"].communicate(timeout=duration_s + 60)
+            run["lines"].append(out)
+            run["rec"].terminate()
+            run["rec"].wait(timeout=10)
+            run["audio"] = np.fromfile(run["raw"], dtype="<f4")
+    finally:
+        for run in runs:
+            for p in (run.get("proc"), run.get("feeder"), run.get("rec")):
+                if p is not None and p.poll() is None:
+                    p.kill()
+                    p.wait(timeout=10)
+            for m in reversed(run["modules"]):
+                run["server"].unload_module(m)
+    for run in runs:
+        text, kind = "".join(run["lines"]), run["server"].kind
+        assert run["proc"].returncode == 0, (kind, text)
+        final = [x for x in text.splitlines() if x.startswith("stopped: in=")]
+        assert final, (kind, text)
+        # the status line names restarts only when there were some; the log says each
+        assert "stream-restarts=" not in final[-1] and "errors=0" in final[-1], (kind, text)
+        assert "running again" not in text and "moving the stream" not in text, (kind, text)
+        y = run["audio"]
+        assert len(y) > (duration_s - 10) * 48000, (kind, len(y) / 48000)
+        # the tone (the suppressor keeps part of it) reaches the microphone to the end
+        tail = y[-5 * 48000:]
+        assert np.sqrt(np.mean(tail ** 2)) > 1e-3, (kind, text)
+        print(f"\n{kind}: {final[-1]}")
