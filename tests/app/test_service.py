@@ -132,12 +132,12 @@ def test_a_minute_on_both_servers_without_a_stream_restart(pulseaudio_session, p
         for run in runs:  # the microphone is there once the service runs: record it
             lines, proc = run["lines"], run["proc"]
             deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline:  # "running: input=...": the engine started
                 line = proc.stdout.readline()
                 lines.append(line)
-                if line.startswith("running: in=") or not line:
+                if line.startswith("running: input=") or not line:
                     break
-            assert lines[-1].startswith("running: in="), "".join(lines)
+            assert lines[-1].startswith("running: input="), "".join(lines)
             run["raw"] = tmp_path / f"{run['server'].kind}.f32"
             with open(run["raw"], "wb") as sink:  # a file: a pipe would fill and stall it
                 run["rec"] = subprocess.Popen(
@@ -167,7 +167,8 @@ def test_a_minute_on_both_servers_without_a_stream_restart(pulseaudio_session, p
         assert "stream-restarts=" not in final[-1] and "errors=0" in final[-1], (kind, text)
         assert "running again" not in text and "moving the stream" not in text, (kind, text)
         y = run["audio"]
-        assert len(y) > (duration_s - 10) * 48000, (kind, len(y) / 48000)
+        print(f"\n{kind}: recorded {len(y) / 48000:.2f} s")
+        assert len(y) > (duration_s - 2) * 48000, (kind, len(y) / 48000, text)
         # the tone (the suppressor keeps part of it) reaches the microphone to the end
         tail = y[-5 * 48000:]
         assert np.sqrt(np.mean(tail ** 2)) > 1e-3, (kind, text)
