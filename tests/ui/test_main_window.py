@@ -326,7 +326,7 @@ def test_status_shows_the_suppressor_being_prepared(make_window, fake_engine):
 
     fake_engine.diagnostics = preparing
     w.update_status()
-    assert "preparing the suppressor (first start only)" in w.state_label.text()
+    assert "preparing the suppressor (about 30 s on a first start)" in w.state_label.text()
     fake_engine.diagnostics = orig
     w.update_status()
     assert "preparing" not in w.state_label.text()
