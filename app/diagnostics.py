@@ -74,7 +74,8 @@ class Diagnostics:
     def status_line(self) -> str:
         state = self.state
         if state == "running" and not self.suppressor_ready:
-            state = "running (preparing the suppressor, about 30 s on a first start: passing through)"
+            state = ("running (preparing the suppressor, about 30 s on a first start: "
+                     "passing through)")
         return (f"{state}: in={self.input_device or 'default'} "
                 f"out={self.output_device or 'default'} "
                 f"suppression={'on' if self.suppression else 'off'} "

@@ -40,7 +40,8 @@ class DiagnosticsBar(QStatusBar):
         if d.state != "running":
             style = "color:#e0a84a;"
         elif not d.suppressor_ready:
-            text = "◌ preparing the suppressor (about 30 s on a first start) — passing your voice through"
+            text = ("◌ preparing the suppressor (about 30 s on a first start) — passing your "
+                    "voice through")
             style = "color:#e0a84a;"
         if d.fallback:
             text += f" — chosen {d.fallback} device missing, using the default"
