@@ -14,7 +14,8 @@ from percepnet.dsp.constants import SAMPLE_RATE_HZ
 RATE = SAMPLE_RATE_HZ  # the one definition: percepnet.dsp.constants
 
 __all__ = ["RATE", "start_silence_feeder", "noisy_speech", "Recorder", "play", "align",
-           "snr_db", "segment_match", "realign", "realign_steps", "stream_clip"]
+           "snr_db", "segment_match", "realign", "realign_steps", "stream_clip",
+           "engine_summary"]
 
 
 def start_silence_feeder(server, sink: str, timeout_s: float = 10.0,
@@ -200,6 +201,13 @@ def realign_steps(ref: np.ndarray, rec: np.ndarray, min_corr: float = 0.8,
     out[:max(first, 0)] = edges[:max(first, 0)]
     out[last:] = edges[last:]
     return out, steps
+
+
+def engine_summary(diag) -> str:
+    """The engine's side of a live test's report, from its diagnostics."""
+    return (f"engine restarts {diag.restarts}, xruns {diag.xruns} (+{diag.xruns_startup} at "
+            f"start), re-syncs {diag.resyncs}, trims {diag.trims}, latency "
+            f"{diag.latency_ms:.0f} ms")
 
 
 def stream_clip(server, engine, play_sink: str, wav, rec_source: str, rec_path,

@@ -188,6 +188,20 @@ class PulseServer:
             raise PulseServerError(f"null sink {name!r} not created as named (sinks: {names})")
         return index
 
+    def load_remap_source(self, name: str, master: str, timeout_s: float = 5.0) -> int:
+        """A source ``name`` remapping ``master`` (say a null sink's monitor: an ordinary
+        source, where the product lists no monitors as microphones); returns the module index
+        once the server lists it (pipewire-pulse lists it a moment after the load returns)."""
+        index = int(self.pactl("load-module", "module-remap-source", f"source_name={name}",
+                               f"master={master}", "channels=1").stdout.strip())
+        deadline = time.monotonic() + timeout_s
+        while not any(len(r) > 1 and r[1] == name for r in self.short_list("sources")):
+            if time.monotonic() >= deadline:
+                self.unload_module(index)
+                raise PulseServerError(f"source {name!r} not listed {timeout_s} s after its load")
+            time.sleep(0.02)
+        return index
+
     def unload_module(self, index: int, wait_s: float = 3.0) -> None:
         """Unload and wait until the server has dropped the module: PulseAudio acknowledges
         an unload before it runs it, and a sink of the same name loaded meanwhile (the next

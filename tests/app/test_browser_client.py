@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from chromium_page import PageServer, launch_chromium
-from live_audio import (RATE, noisy_speech, play, realign, realign_steps, snr_db,
+from live_audio import (RATE, engine_summary, noisy_speech, play, realign, realign_steps, snr_db,
                         start_silence_feeder)
 
 from percepnet.app.engine import Engine
@@ -117,10 +117,9 @@ def _record_and_check(server, pages, tmp_path):
     report = (f"{server.kind}: {clock}; SI-SDR input {snr_in:.1f} dB, offline denoise "
               f"{snr_off:.1f} dB, Chromium recording {snr_live:.1f} dB (one lag: "
               f"{snr_db(clean[sl], one_lag[sl]):.1f} dB); steps of the recording "
-              f"(s, ms): {step_ms}; engine restarts {diag.restarts}, xruns {diag.xruns} "
-              f"(+{diag.xruns_startup} at start), re-syncs {diag.resyncs}, trims {diag.trims} "
-              f"({dropped_ms:.0f} ms dropped), latency {diag.latency_ms:.0f} ms, longest gap "
-              f"between the engine's writes {write_gap_ms:.0f} ms")
+              f"(s, ms): {step_ms}; {engine_summary(diag)} ({dropped_ms:.0f} ms dropped by "
+              f"re-syncs and trims), longest gap between the engine's writes "
+              f"{write_gap_ms:.0f} ms")
     print("\n" + report)
     # the live path loses (almost) nothing against offline denoising of the same input
     assert snr_live >= snr_off - 1.0, report

@@ -298,26 +298,19 @@ def test_live_toggles_mid_stream(sinks, tmp_path, shipped_or_tiny):
 _SINE_SINK = "pn_sine_src"
 
 
-def _load_sine_mic(server, timeout_s: float = 5.0) -> int:
+def _load_sine_mic(server) -> int:
     """A capture source ``pn_sine_mic`` that produces a 440 Hz tone continuously, like a
     microphone (a null sink's monitor would deliver in bursts when nothing plays into it);
     returns the module index (unloading it unplugs the "microphone").
 
     PulseAudio: ``module-sine-source``. pipewire-pulse has no such module: there it is a
     remap source of the ``sinks`` fixture's null sink, into which a feeder plays the tone for
-    good; pipewire-pulse lists it a moment after the load returns, so wait for it."""
+    good (``load_remap_source`` waits until pipewire-pulse lists it)."""
     if server.kind == "pulseaudio":
         out = server.pactl("load-module", "module-sine-source", "source_name=pn_sine_mic",
                            "rate=48000", "frequency=440").stdout
         return int(out.strip())
-    out = server.pactl("load-module", "module-remap-source", "source_name=pn_sine_mic",
-                       f"master={_SINE_SINK}.monitor", "channels=1").stdout
-    index = int(out.strip())
-    deadline = time.monotonic() + timeout_s
-    while not any(len(r) > 1 and r[1] == "pn_sine_mic" for r in server.short_list("sources")):
-        assert time.monotonic() < deadline, "pn_sine_mic not listed after its load"
-        time.sleep(0.02)
-    return index
+    return server.load_remap_source("pn_sine_mic", f"{_SINE_SINK}.monitor")
 
 
 def _seconds_until_tone(engine, last: int, timeout_s: float = 6.0) -> float | None:

@@ -1,4 +1,4 @@
-"""`percepnet run`: the headless service as a real subprocess against a real PulseAudio."""
+"""`percepnet run`: the headless service as a real subprocess against real sound servers."""
 from __future__ import annotations
 
 import signal
@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from live_audio import start_silence_feeder
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -95,19 +97,6 @@ def test_monitor_plays_the_cleaned_voice_on_the_speakers_in_virtual_mic_mode(sou
     assert proc.returncode == 0, out
 
 
-def _microphone(server, name: str, master: str, timeout_s: float = 5.0) -> int:
-    """A source ``name`` (not a monitor: the service lists no monitors as microphones) that
-    remaps ``master``; returns its module index once the server lists it (pipewire-pulse
-    lists it a moment after the load returns)."""
-    index = int(server.pactl("load-module", "module-remap-source", f"source_name={name}",
-                             f"master={master}", "channels=1").stdout.strip())
-    deadline = time.monotonic() + timeout_s
-    while not any(len(r) > 1 and r[1] == name for r in server.short_list("sources")):
-        assert time.monotonic() < deadline, f"{name} not listed after its load"
-        time.sleep(0.02)
-    return index
-
-
 def test_a_minute_on_both_servers_without_a_stream_restart(pulseaudio_session, pipewire_session,
                                                            tmp_path):
     """The issue's "0 stream restarts in 60 s": `percepnet run --virtual-mic` for a minute on
@@ -115,8 +104,6 @@ def test_a_minute_on_both_servers_without_a_stream_restart(pulseaudio_session, p
     tone on the microphone and a recorder on "PercepNet Microphone" all the while. The bug
     this guards took the keep-alive's record stream for ours and reopened the stream every
     0.5 s, for ever; no restart at all is allowed, and the microphone carries the minute."""
-    from live_audio import start_silence_feeder
-
     duration_s = 60.0
     runs = []
     try:
@@ -125,7 +112,8 @@ def test_a_minute_on_both_servers_without_a_stream_restart(pulseaudio_session, p
             runs.append(run)
             run["modules"].append(server.load_null_sink("soak_sink", "Soak_Sink"))
             run["feeder"] = start_silence_feeder(server, "soak_sink", tone_hz=440.0)
-            run["modules"].append(_microphone(server, "soak_mic", "soak_sink.monitor"))
+            # an ordinary source: the service lists no monitors as microphones
+            run["modules"].append(server.load_remap_source("soak_mic", "soak_sink.monitor"))
             run["proc"] = _service(server, tmp_path / f"{server.kind}.json", "--virtual-mic",
                                    "--input-device", "soak_mic", "--duration", str(duration_s),
                                    "--status-interval", "10")
