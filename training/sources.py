@@ -42,6 +42,10 @@ SPEECH_PACKAGE = "tuxpaint-stamps-default"
 KEYS_PACKAGE = "bucklespring-data"
 MUSIC_PACKAGE = "wesnoth-1.16-music"
 BASE_PACKAGES = (SPEECH_PACKAGE, KEYS_PACKAGE)
+#: where build_manifest finds its clips, under the Debian unpack root
+STAMPS_DIR = "usr/share/tuxpaint/stamps"  # speech (*_desc_<lang>.ogg) and household noises
+KEYS_GLOB = "usr/share/buckle/wav/*.wav"
+MUSIC_GLOB = "usr/share/games/wesnoth/1.16/data/core/music/*.ogg"
 #: extra clean-speech packages: package -> (speaker name, glob under the unpack root)
 EXTRA_SPEECH = {
     "festvox-ru": ("festvox-ru",
@@ -255,7 +259,7 @@ def build_manifest(music: bool = False, workers: int = 2) -> dict:
     path = cache_dir() / f"manifest-v{MANIFEST_VERSION}{'-music' if music else ''}.json"
     if path.exists():
         return json.loads(path.read_text())
-    stamps = tree / "usr/share/tuxpaint/stamps"
+    stamps = tree / STAMPS_DIR
     speech_files = []
     for lang in LANGUAGES:
         for f in sorted(glob.glob(str(stamps / "**" / f"*_desc_{lang}.ogg"), recursive=True)):
@@ -266,9 +270,8 @@ def build_manifest(music: bool = False, workers: int = 2) -> dict:
     noise_files = sorted(
         f for f in glob.glob(str(stamps / "**" / "*.ogg"), recursive=True)
         if "_desc" not in Path(f).name and "/symbols/" not in f)
-    keys = sorted(glob.glob(str(tree / "usr/share/buckle/wav/*.wav")))
-    music_files = (sorted(glob.glob(str(tree / "usr/share/games/wesnoth/1.16/data/core/music/*.ogg")))
-                   if music else [])
+    keys = sorted(glob.glob(str(tree / KEYS_GLOB)))
+    music_files = sorted(glob.glob(str(tree / MUSIC_GLOB))) if music else []
     if workers > 1:
         from multiprocessing import Pool
         with Pool(workers) as pool:
