@@ -24,6 +24,15 @@ def pytest_configure(config) -> None:
     faulthandler.register(signal.SIGTERM, file=sys.__stderr__, all_threads=True, chain=True)
 
 
+#: runs first: on a fresh clone its compile fills the suite's kernel cache (see the test)
+FIRST_TEST = "test_empty_kernel_cache_passes_through_aligned_then_suppresses"
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    first = [item for item in items if item.name == FIRST_TEST]
+    items[:] = first + [item for item in items if item.name != FIRST_TEST]
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20201024)
