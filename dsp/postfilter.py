@@ -8,9 +8,7 @@ See docs/algorithm.md, 'Synthesis: pitch filtering, postfilter, scale bands'.
    its maximum is 1.9 (+5.6 dB) at E0/E1 = 1/sqrt(beta).
 4. Target band magnitude X_b = G g_w,b |Y_b|, i.e. an effective band gain G g_w,b (not
    clipped to 1).
-The chain fades the postfilter out on clearly clean input (``input_snr.py``), where it only
-removes speech. The decay cap g >= 0.6 g_prev (RT60 about 135 ms) then stops unnaturally
-fast attenuation.
+The decay cap g >= 0.6 g_prev (RT60 about 135 ms) then stops unnaturally fast attenuation.
 
 ``envelope_postfilter_per_band`` is DeepFilterNet's per-band variant of the same idea,
 g (1 + beta) / (1 + beta (g / g_w)^2): no global boost, milder on mid gains. It is kept

@@ -27,7 +27,6 @@ from .constants import (
     ALGORITHMIC_DELAY_SAMPLES,
     BLOCK_DELAY_SAMPLES,
     HOP_SIZE,
-    LOOKAHEAD_FRAMES,
     N_BANDS,
     N_BINS,
     OUTPUT_LIMIT,
@@ -36,7 +35,6 @@ from .constants import (
 from .features import Analysis, analyze_hop, make_analysis, reset_analysis
 from .fft import irfft
 from .framing import overlap_add
-from .input_snr import WINDOW_FRAMES, postfilter_weight, update_input_snr
 from .postfilter import cap_gain_decay, envelope_postfilter, envelope_postfilter_per_band
 from .pitch import VOICING_THRESHOLD
 
@@ -98,8 +96,6 @@ class Synthesis(NamedTuple):
     energy_out: np.ndarray  # float64 (34,) band energies of the output spectrum
     time: np.ndarray  # float64 (960,) inverse FFT output
     overlap: np.ndarray  # float64 (480,) overlap-add memory
-    snr_ring: np.ndarray  # float64 (300,) recent input levels, dB (input_snr.py)
-    snr_state: np.ndarray  # float64 (3,) the SNR estimate's state (input_snr.py)
 
 
 def make_synthesis() -> Synthesis:
@@ -116,8 +112,6 @@ def make_synthesis() -> Synthesis:
         energy_out=np.zeros(N_BANDS),
         time=np.zeros(WINDOW_SIZE),
         overlap=np.zeros(HOP_SIZE),
-        snr_ring=np.zeros(WINDOW_FRAMES),
-        snr_state=np.zeros(3),
     )
 
 
@@ -134,9 +128,6 @@ def synthesize_frame(a, slot, gains, strengths, stages, dry_mix, s, out):
     """
     spec_y = a.spec_ring[slot]
     energy_y = a.energy_ring[slot]
-    # the input's SNR so far (newest frame included), updated whatever the stages
-    newest = (slot + LOOKAHEAD_FRAMES) % a.energy_ring.shape[0]
-    snr_db = update_input_snr(a.energy_ring[newest], s.snr_ring, s.snr_state)
     if stages & STAGE_COMB:
         mix_pitch(spec_y, a.spec_p, energy_y, a.energy_p, strengths, a.edges, s.norm_bands,
                   s.norm_bins, s.r_bins, s.spec_z, voicing_weight(a.corr[0], VOICING_THRESHOLD))
@@ -150,11 +141,6 @@ def synthesize_frame(a, slot, gains, strengths, stages, dry_mix, s, out):
     else:
         for b in range(gains.shape[0]):
             s.band_gain[b] = gains[b]
-    if stages & (STAGE_POSTFILTER | STAGE_POSTFILTER_PER_BAND):
-        # faded out on clearly clean input (input_snr.py): there it only removes speech
-        w = postfilter_weight(snr_db)
-        for b in range(gains.shape[0]):
-            s.band_gain[b] = w * s.band_gain[b] + (1.0 - w) * gains[b]
     if stages & STAGE_DECAY_CAP:
         cap_gain_decay(s.band_gain, s.prev_gain)
     # Scale bands: give band b of Z the target magnitude X_b = g_b |Y_b|.

@@ -11,9 +11,7 @@ runs the chain the product ships.
   (``comb.COMB_MAX_HZ``), where it only cost the highs; ``weights/README.md`` has the
   ablation. Without the gate it lost
   on the older sets and on clean input, and shipped off.
-- ``use_postfilter`` on: the envelope postfilter sharpens the gains on speech; since
-  2026-12-05 it fades out where the input's estimated SNR shows a clean chain
-  (``input_snr.py``): clean-input PESQ-WB on the unseen-voices set 3.70 -> 4.06.
+- ``use_postfilter`` on: the envelope postfilter sharpens the gains on speech.
 - ``use_decay_cap`` off: capping how fast a band's gain may fall (0.6x per 10 ms) holds
   gains up for ~100 ms after speech and lets noise through; on held-out mixtures it lowers
   PESQ-WB, STOI and SI-SDR alike.
