@@ -59,38 +59,41 @@ def test_no_speaker_or_package_of_training():
     assert {pkg for pkg, _ in D.NOISE_GLOBS.values()} <= set(D.NOISE_PACKAGES)
 
 
-def _training_paths() -> tuple[list[str], int]:
-    """What training reads, as paths under the Debian unpack root: the globs that
-    ``training.sources.build_manifest`` lists its clips with (always), plus every file of each
-    training manifest cached on this machine (where one was built); and how many of those
-    paths are the declared globs (they come first)."""
-    paths = [f"{S.STAMPS_DIR}/**/*.ogg", S.KEYS_GLOB, S.MUSIC_GLOB]
-    paths += [pattern for _, pattern in S.EXTRA_SPEECH.values()]
-    declared = len(paths)
+def _training_globs() -> list[str]:
+    """The globs that ``training.sources.build_manifest`` lists its clips with, under the
+    Debian unpack root."""
+    return ([f"{S.STAMPS_DIR}/**/*.ogg", S.KEYS_GLOB, S.MUSIC_GLOB]
+            + [pattern for _, pattern in S.EXTRA_SPEECH.values()])
+
+
+def _cached_manifest_files() -> set[str]:
+    """Every file of each training manifest cached on this machine (none where none was built)."""
+    files: set[str] = set()
     for path in sorted(S.cache_dir().glob("manifest-v*.json")):
         m = json.loads(path.read_text())
-        files = ([c["path"] for c in m["speech"]] + [c["path"] for c in m["noises"]]
-                 + list(m["keys"]) + list(m["music"]))
-        assert files, path
-        paths += files
-    return paths, declared
+        listed = ([c["path"] for c in m["speech"]] + [c["path"] for c in m["noises"]]
+                  + list(m["keys"]) + list(m["music"]))
+        assert listed, path
+        files.update(listed)
+    return files
+
+
+def _static_prefix(pattern: str) -> str:
+    """A glob up to its first wildcard."""
+    return re.split(r"[*?\[]", pattern, maxsplit=1)[0]
 
 
 def test_no_noise_file_of_the_training_manifest():
     """No path training reads (its declared globs, and the files of any manifest cached
     here) lies under a directory the set reads its speech or noise from, and no built item
     of the set used a file of a cached manifest."""
-    paths, declared = _training_paths()
     dev_dirs = [str(Path(p).parent) + "/" for _, p in D.NOISE_GLOBS.values()]
     dev_dirs += ["usr/share/games/hedgewars/", "audio/voice/"]
-    def static_prefix(pattern: str) -> str:  # up to the first wildcard
-        return re.split(r"[*?\[]", pattern, maxsplit=1)[0]
-
-    bad = [g for g in paths[:declared] for d in dev_dirs
-           if d.startswith(static_prefix(g)) or static_prefix(g).startswith(d)]
-    bad += [f for f in paths[declared:] if any(d in f for d in dev_dirs)]
+    bad = [g for g in _training_globs() for d in dev_dirs
+           if d.startswith(_static_prefix(g)) or _static_prefix(g).startswith(d)]
+    trained = _cached_manifest_files()
+    bad += [f for f in trained if any(d in f for d in dev_dirs)]
     assert not bad, bad[:3]
-    trained = set(paths[declared:])
     for meta in D.data_dir().glob("items-*/*.json"):
         used = json.loads(meta.read_text())["noise_files"]
         assert not set(used) & trained, meta
