@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
-from scipy.signal import butter, fftconvolve, lfilter, sosfilt
+from scipy.signal import butter, fftconvolve, istft, lfilter, sosfilt, stft
 from tqdm import tqdm
 
 from percepnet.dsp.constants import HOP_SIZE
@@ -47,7 +47,8 @@ from .corpus import load_corpus
 from .sources import RATE, TTS_PREFIX, Clip, Corpus, load48, trim_silence
 
 SPLIT_IDS = {"train": 0, "val": 1}
-NOISE_WEIGHTS = {"recorded": 3.0, "typing": 1.0, "music": 1.0, "white": 0.5, "pink": 1.0,
+NOISE_WEIGHTS = {"recorded": 3.0, "sfx": 2.0, "typing": 1.0, "music": 1.0, "white": 0.5,
+                 "pink": 1.0,
                  "brown": 0.5, "fan": 1.0, "hum": 0.5, "babble": 1.5}
 EARLY_S = 0.020
 LATE_RT60_S = 0.2
@@ -99,6 +100,11 @@ class Augment:
     #: foreground transients (clicks, knocks: decaying noise bursts) on top of the noise,
     #: 0-10 dB above the background noise's level
     p_transients: float = 0.0
+    #: speaker variety: the speech's spectral envelope warped along frequency by a factor
+    #: within formant_range (formants move, the pitch stays; ``formant_shift``), probability
+    #: p_formant, on input and target alike
+    p_formant: float = 0.0
+    formant_range: tuple[float, float] = (0.85, 1.2)
 
 
 # --------------------------------------------------------------------------- signal helpers
@@ -139,6 +145,39 @@ def _fade_mask(n: int, start: int, stop: int, fade: int = 480) -> np.ndarray:
     b = min(n, stop + fade)
     m[stop:b] = ramp[::-1][:b - stop]
     return m
+
+
+#: formant_shift's analysis: 1024-sample frames (21 ms at 48 kHz), hop a quarter of that
+FORMANT_FFT = 1024
+#: cepstral coefficients kept for the envelope: 30 samples of quefrency (0.6 ms) lie well
+#: below the shortest pitch period of speech (2.5 ms at 400 Hz), so harmonics are smoothed out
+FORMANT_LIFTER = 30
+#: the envelope warp's gain limit (dB either way): bands without speech are not lifted far
+FORMANT_MAX_DB = 15.0
+
+
+def formant_shift(x: np.ndarray, ratio: float) -> np.ndarray:
+    """Move the spectral envelope of ``x`` (48 kHz) by ``ratio`` along frequency (> 1: a
+    shorter vocal tract) while the harmonics, hence the pitch, stay: each STFT frame is
+    multiplied by envelope(f / ratio) / envelope(f), the envelope being the frame's
+    cepstrally smoothed log magnitude. Same length as ``x``."""
+    if ratio == 1.0 or len(x) < FORMANT_FFT:
+        return x
+    hop = FORMANT_FFT // 4
+    _, _, z = stft(x, nperseg=FORMANT_FFT, noverlap=FORMANT_FFT - hop)
+    log_mag = np.log(np.abs(z) + 1e-9)
+    cep = np.fft.irfft(log_mag, axis=0)
+    cep[FORMANT_LIFTER:-FORMANT_LIFTER] = 0.0
+    env = np.fft.rfft(cep, axis=0).real
+    bins = z.shape[0]
+    src = np.minimum(np.arange(bins) / ratio, bins - 1.0)
+    i0 = np.minimum(src.astype(int), bins - 2)
+    w = (src - i0)[:, None]
+    warped = env[i0] * (1.0 - w) + env[i0 + 1] * w
+    limit = FORMANT_MAX_DB / 20.0 * np.log(10.0)
+    z = z * np.exp(np.clip(warped - env, -limit, limit))
+    _, y = istft(z, nperseg=FORMANT_FFT, noverlap=FORMANT_FFT - hop)
+    return np.pad(y, (0, max(0, len(x) - len(y))))[:len(x)]
 
 
 def _speed(x: np.ndarray, factor: float) -> np.ndarray:
@@ -258,6 +297,8 @@ def available_noise_kinds(corpus: Corpus) -> list[str]:
     kinds = ["white", "pink", "brown", "fan", "hum"]
     if corpus.noises:
         kinds.append("recorded")
+    if corpus.extra_noises:
+        kinds.append("sfx")
     if corpus.keys:
         kinds.append("typing")
     if corpus.music:
@@ -271,6 +312,8 @@ def make_noise(rng: np.random.Generator, corpus: Corpus, kind: str, n: int, excl
                ) -> np.ndarray:
     if kind == "recorded":
         return _recorded(rng, corpus.noises, n)
+    if kind == "sfx":
+        return _recorded(rng, corpus.extra_noises, n)
     if kind == "typing":
         return _typing(rng, corpus.keys, n)
     if kind == "music":
@@ -386,6 +429,10 @@ def make_example(rng: np.random.Generator, corpus: Corpus, seconds: float,
         factor = float(np.clip(2 ** (rng.uniform(-aug.speed_semitones, aug.speed_semitones)
                                      / 12), *aug.speed_range))
     speech, bw, _ = _speech_track(rng, corpus.clips_of(speaker), n, factor)
+    formant = 1.0
+    if aug.p_formant > 0 and rng.random() < aug.p_formant:
+        formant = float(rng.uniform(*aug.formant_range))
+        speech = formant_shift(speech, formant)
     speech = rand_eq(rng, speech)
 
     clean_input = aug.p_clean_input > 0 and rng.random() < aug.p_clean_input
@@ -455,7 +502,7 @@ def make_example(rng: np.random.Generator, corpus: Corpus, seconds: float,
         noisy = np.round(noisy * 32768.0) / 32768.0
     return {"clean": clean, "noisy": noisy, "bandwidth_hz": float(bw),
             "reverb": reverb, "snr_db": snr, "speaker": speaker, "noise_kinds": kinds,
-            "rt60": rt60, "lowpass_hz": cutoff, "speed": factor}
+            "rt60": rt60, "lowpass_hz": cutoff, "speed": factor, "formant": formant}
 
 
 def example_arrays(example: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -485,21 +532,23 @@ def _one(args):
     ex = make_example(example_rng(seed, split, index), _WORKER_CORPUS, seconds, aug)
     arrays = example_arrays(ex)
     info = {k: ex[k] for k in ("bandwidth_hz", "reverb", "snr_db", "speaker", "noise_kinds",
-                               "rt60", "lowpass_hz", "speed")}
+                               "rt60", "lowpass_hz", "speed", "formant")}
     return index, arrays, info
 
 
 def write_shards(out_dir: str | Path, split: str, n_examples: int, seconds: float, seed: int,
                  examples_per_shard: int = 256, corpus: Corpus | None = None,
                  workers: int = 2, aug: Augment | None = None, progress: bool = False,
-                 music: bool = False, tts_per_voice: int = 0, cleaned: bool = False) -> dict:
+                 music: bool = False, tts_per_voice: int = 0, cleaned: bool = False,
+                 extra_noise: bool = False) -> dict:
     """Write ``out_dir/shard-00000.npz``... (features [N, T, 70], gains, strengths, mask
     [N, T, 34], float32) and ``out_dir/meta.json``; returns the meta dict."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     corpus = corpus if corpus is not None else load_corpus(split, music=music,
                                                            tts_per_voice=tts_per_voice,
-                                                           cleaned=cleaned)
+                                                           cleaned=cleaned,
+                                                           extra_noise=extra_noise)
     aug = aug or Augment()
     jobs = [(seed, split, i, seconds, aug) for i in range(n_examples)]
     infos: list[dict] = [None] * n_examples  # type: ignore[list-item]
@@ -596,6 +645,10 @@ def main(argv: list[str] | None = None) -> int:
                         "half, a high-pass on 30 %% of the examples")
     p.add_argument("--transients", type=float, default=0.0, metavar="P",
                    help="share of examples with clicks/knocks on top of the noise")
+    p.add_argument("--extra-noise", action="store_true",
+                   help="also the recorded noises of training.sources.EXTRA_NOISE (kind sfx)")
+    p.add_argument("--formant", type=float, default=0.0, metavar="P",
+                   help="share of examples whose speech has its formants shifted")
     p.add_argument("--level-range", type=float, nargs=2, default=Augment.level_db_range,
                    metavar=("LO", "HI"), help="input RMS level range in dBFS")
     a = p.parse_args(argv)
@@ -604,7 +657,9 @@ def main(argv: list[str] | None = None) -> int:
             write_shards(a.out / split, split, n, a.seconds, a.seed, a.per_shard,
                          workers=a.workers, progress=True, music=a.music,
                          tts_per_voice=a.tts_per_voice, cleaned=a.cleaned_speech,
-                         aug=Augment(tts_share=a.tts_share, speed_semitones=a.speed_semitones,
+                         extra_noise=a.extra_noise,
+                         aug=Augment(p_formant=a.formant,
+                                     tts_share=a.tts_share, speed_semitones=a.speed_semitones,
                                      speed_range=tuple(a.speed_range),
                                      p_clean_input=a.clean_input, p_high_snr=a.high_snr,
                                      p_clip=0.25 if a.mic_sim else 0.0,

@@ -46,6 +46,22 @@ BASE_PACKAGES = (SPEECH_PACKAGE, KEYS_PACKAGE)
 STAMPS_DIR = "usr/share/tuxpaint/stamps"  # speech (*_desc_<lang>.ogg) and household noises
 KEYS_GLOB = "usr/share/buckle/wav/*.wav"
 MUSIC_GLOB = "usr/share/games/wesnoth/1.16/data/core/music/*.ogg"
+#: extra noise recordings (``build_manifest(extra_noise=True)``): package -> globs under the
+#: unpack root. None of them is a package the unseen-voices development set draws its noises
+#: from (``benchmarks.devset_unseen.NOISE_PACKAGES``); its test checks that.
+EXTRA_NOISE = {
+    # ambient drones and hums, vinyl hiss, a 3D printer, loops, percussion
+    "sonic-pi-samples": ("usr/share/sonic-pi/samples/*.flac",),
+    # effects, applause and a crowd, loops, pads and instruments (not the breath sample:
+    # a talker's own breath is not noise to remove)
+    "lmms-common": tuple(f"usr/share/lmms/samples/{d}/*.ogg" for d in (
+        "effects", "misc", "beats", "bassloops", "stringsnpads", "instruments", "latin")),
+    # helicopter, jet and prop engines, gear and flaps, thunder (11 kHz band-limited)
+    "searchandrescue-data": ("usr/share/games/searchandrescue/sounds/*.wav",),
+}
+EXTRA_NOISE_EXCLUDE = ("breath",)
+#: extra noise files shorter than this (seconds) are one-shots that would loop audibly
+EXTRA_NOISE_MIN_S = 1.0
 #: extra clean-speech packages: package -> (speaker name, glob under the unpack root)
 EXTRA_SPEECH = {
     "festvox-ru": ("festvox-ru",
@@ -204,6 +220,8 @@ class Corpus:
     keys: list[str] = field(default_factory=list)
     music: list[str] = field(default_factory=list)
     babble: list[Clip] = field(default_factory=list)
+    #: more recorded noises (``EXTRA_NOISE``), drawn as their own kind, "sfx"
+    extra_noises: list[Clip] = field(default_factory=list)
 
     @property
     def speakers(self) -> list[str]:
@@ -252,8 +270,49 @@ def _measure_file(path: str) -> tuple[float, float]:
     return len(x) / sr, measure_bandwidth(trim_silence(x), sr)
 
 
-def build_manifest(music: bool = False, workers: int = 2) -> dict:
-    """Fetch the packages, list and measure every clip; cached as JSON in the data dir."""
+def extra_noise_files(tree: Path) -> list[str]:
+    """The EXTRA_NOISE recordings under an unpack root (readable, long enough, not
+    excluded)."""
+    out = []
+    for globs in EXTRA_NOISE.values():
+        for pattern in globs:
+            for f in sorted(glob.glob(str(tree / pattern))):
+                if any(x in Path(f).name for x in EXTRA_NOISE_EXCLUDE):
+                    continue
+                try:
+                    seconds = sf.info(f).duration
+                except sf.LibsndfileError:  # lmms ships a malformed scratch01.ogg
+                    continue
+                if seconds >= EXTRA_NOISE_MIN_S:
+                    out.append(f)
+    return out
+
+
+def _with_extra_noise(manifest: dict, music: bool) -> dict:
+    """``manifest`` plus "extra_noises": the EXTRA_NOISE recordings as clips (speaker: the
+    folder they sit in; split by file hash), cached beside it."""
+    path = cache_dir() / f"manifest-v{MANIFEST_VERSION}{'-music' if music else ''}-xnoise.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    tree = fetch_packages(tuple(EXTRA_NOISE))
+    extra = []
+    for f in extra_noise_files(tree):
+        info = sf.info(f)
+        rel = os.path.relpath(f, tree)
+        extra.append(asdict(Clip(f, rel.split("/")[-2], _split_of_noise(rel), info.duration,
+                                 info.samplerate / 2)))
+    out = dict(manifest, extra_noises=extra)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out, indent=1))
+    tmp.replace(path)
+    return out
+
+
+def build_manifest(music: bool = False, workers: int = 2, extra_noise: bool = False) -> dict:
+    """Fetch the packages, list and measure every clip; cached as JSON in the data dir.
+    ``extra_noise``: the same manifest plus the EXTRA_NOISE recordings ("extra_noises")."""
+    if extra_noise:
+        return _with_extra_noise(build_manifest(music=music, workers=workers), music)
     packages = BASE_PACKAGES + tuple(EXTRA_SPEECH) + ((MUSIC_PACKAGE,) if music else ())
     tree = fetch_packages(packages)
     path = cache_dir() / f"manifest-v{MANIFEST_VERSION}{'-music' if music else ''}.json"

@@ -64,3 +64,53 @@ def test_transients_add_short_loud_bursts():
     assert x.shape == (RATE,) and np.isfinite(x).all()
     busy = np.mean(np.abs(x) > 1e-9)
     assert 0.0 < busy < 0.6  # bursts, silence between them
+
+
+def _centroid_hz(x: np.ndarray) -> float:
+    power = np.abs(np.fft.rfft(x)) ** 2
+    return float(np.sum(power * np.fft.rfftfreq(len(x), 1 / RATE)) / np.sum(power))
+
+
+def _pitch_hz(x: np.ndarray) -> float:
+    """Autocorrelation pitch of the loudest 100 ms."""
+    frames = x[:len(x) // 4800 * 4800].reshape(-1, 4800)
+    seg = frames[int(np.argmax(np.sum(frames**2, axis=1)))]
+    r = np.correlate(seg, seg, "full")[len(seg) - 1:]
+    lo, hi = RATE // 400, RATE // 60
+    return RATE / (lo + int(np.argmax(r[lo:hi])))
+
+
+@pytest.mark.parametrize("ratio", [0.85, 1.2])
+def test_formant_shift_moves_the_envelope_and_keeps_the_pitch(ratio):
+    from training.sources import load48
+    x = np.asarray(load48(FIXTURES / "speech_fr.ogg"))
+    y = D.formant_shift(x, ratio)
+    assert y.shape == x.shape and np.all(np.isfinite(y))
+    moved = _centroid_hz(y) / _centroid_hz(x)
+    assert (moved > 1.05) if ratio > 1 else (moved < 0.95), moved
+    # a speed change by the same ratio would move the pitch by 15-20 %
+    assert abs(_pitch_hz(y) / _pitch_hz(x) - 1) < 0.05
+    assert D.formant_shift(x, 1.0) is x
+
+
+def test_formant_shifted_examples_record_their_ratio(corpus):
+    aug = D.Augment(p_formant=1.0, formant_range=(1.1, 1.15), **OFF)
+    ex = D.make_example(np.random.default_rng(2), corpus, 2.0, aug)
+    assert 1.1 <= ex["formant"] <= 1.15
+    assert D.make_example(np.random.default_rng(2), corpus, 2.0, D.Augment(**OFF))["formant"] == 1
+
+
+def test_the_extra_noises_are_their_own_kind_and_absent_by_default(corpus):
+    from dataclasses import replace
+
+    from training.sources import Clip
+    assert "sfx" not in D.available_noise_kinds(corpus)  # the existing recipe is unchanged
+    kettle = Clip(str(FIXTURES / "noise_kettle.ogg"), "fixtures", "train", 3.0, 22050.0)
+    more = replace(corpus, extra_noises=[kettle])
+    assert "sfx" in D.available_noise_kinds(more)
+    x = D.make_noise(np.random.default_rng(0), more, "sfx", RATE, exclude="ru")
+    kettle_48k = np.asarray(D.load48(kettle.path))
+    assert x.shape == (RATE,) and np.std(x) > 0
+    # its first 100 samples are a stretch of the kettle recording (drawn, then looped)
+    windows = np.lib.stride_tricks.sliding_window_view(kettle_48k, 100)
+    assert np.any(np.all(windows == x[:100], axis=1))

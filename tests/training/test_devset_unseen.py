@@ -63,7 +63,8 @@ def _training_globs() -> list[str]:
     """The globs that ``training.sources.build_manifest`` lists its clips with, under the
     Debian unpack root."""
     return ([f"{S.STAMPS_DIR}/**/*.ogg", S.KEYS_GLOB, S.MUSIC_GLOB]
-            + [pattern for _, pattern in S.EXTRA_SPEECH.values()])
+            + [pattern for _, pattern in S.EXTRA_SPEECH.values()]
+            + [pattern for globs in S.EXTRA_NOISE.values() for pattern in globs])
 
 
 def _cached_manifest_files() -> set[str]:
@@ -72,6 +73,7 @@ def _cached_manifest_files() -> set[str]:
     for path in sorted(S.cache_dir().glob("manifest-v*.json")):
         m = json.loads(path.read_text())
         listed = ([c["path"] for c in m["speech"]] + [c["path"] for c in m["noises"]]
+                  + [c["path"] for c in m.get("extra_noises", [])]
                   + list(m["keys"]) + list(m["music"]))
         assert listed, path
         files.update(listed)
@@ -97,6 +99,13 @@ def test_no_noise_file_of_the_training_manifest():
     for meta in D.data_dir().glob("items-*/*.json"):
         used = json.loads(meta.read_text())["noise_files"]
         assert not set(used) & trained, meta
+
+
+def test_no_package_training_reads_is_one_the_set_reads():
+    training = (set(S.BASE_PACKAGES) | set(S.EXTRA_SPEECH) | set(S.EXTRA_NOISE)
+                | {S.MUSIC_PACKAGE})
+    held_out = set(D.SPEECH_PACKAGES) | set(D.NOISE_PACKAGES) | set(D.TTS_PYPI)
+    assert training and held_out and not training & held_out, training & held_out
 
 
 def test_plan_shape():
