@@ -48,8 +48,7 @@ from .sources import RATE, TTS_PREFIX, Clip, Corpus, load48, trim_silence
 
 SPLIT_IDS = {"train": 0, "val": 1}
 NOISE_WEIGHTS = {"recorded": 3.0, "sfx": 2.0, "typing": 1.0, "music": 1.0, "white": 0.5,
-                 "pink": 1.0,
-                 "brown": 0.5, "fan": 1.0, "hum": 0.5, "babble": 1.5}
+                 "pink": 1.0, "brown": 0.5, "fan": 1.0, "hum": 0.5, "babble": 1.5}
 EARLY_S = 0.020
 LATE_RT60_S = 0.2
 
