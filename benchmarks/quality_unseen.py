@@ -179,8 +179,15 @@ def build_report(rows, systems, meta, out_dir: Path) -> list[str]:
     lines += ["", "## Fullband: segmental SNR per band (noisy items)", "",
               "Items per band: " + ", ".join(f"{k} {v}" for k, v in band_items.items()) + ".", ""]
     lines += _table(noisy_rows, systems, seg_keys)
+    from benchmarks.devset_unseen import NOISE_KINDS, SOURCE_CYCLE
+
+    # where a system falls behind: by kind of noise (real ambience and crowd recordings
+    # against machines, music, babble) and by source of the voices
+    sources = tuple(dict.fromkeys(SOURCE_CYCLE))
     for key, groups, title in (("style", ("running", "words"), "speech style"),
-                               ("room", (False, True), "room")):
+                               ("room", (False, True), "room"),
+                               ("noise_kind", NOISE_KINDS, "noise kind"),
+                               ("source", sources, "source of the voices")):
         lines += ["", f"## By {title} (noisy items)", ""]
         for g in groups:
             rs = [r for r in noisy_rows if r[key] == g]

@@ -137,3 +137,31 @@ def test_seg_snr_bands_sees_a_band_limited_error():
     assert s["seg_16_24"] < 20.0
     # a band the reference does not reach is not scored
     assert np.isnan(seg_snr_bands(ref, ref, bandwidth_hz=11_000)["seg_16_24"])
+
+
+def test_the_report_breaks_the_noisy_items_down_by_noise_kind_and_source(tmp_path):
+    from benchmarks.quality_unseen import build_report
+
+    rows = []
+    for i, item in enumerate(D.plan()):
+        # ours scores 1 + the item's index within its noise kind: a per-kind mean to check
+        ours = 1.0 + D.NOISE_KINDS.index(item.noise_kind) if item.noise_kind else 4.5
+        scores = {s: {"pesq": v, "estoi": 0.5, "ovrl": 2.0} for s, v in
+                  (("noisy", 1.0), ("ours", ours))}
+        rows.append({"name": f"{i:03d}", "snr_db": item.snr_db,
+                     "condition": D.condition_label(item.snr_db), "source": item.source,
+                     "style": item.style, "noise_kind": item.noise_kind, "room": item.room,
+                     "bandwidth_hz": 24000.0, "scores": scores})
+    comp = {"items": len(rows), "seconds": D.ITEM_SECONDS, "speakers": 17,
+            "condition": {}, "source": {}, "language": {}, "noise_kind": {}, "room": {}}
+    meta = {"model": "m", "command": "c", "seed": 0, "composition": comp, "timing": "t"}
+    text = "\n".join(build_report(rows, ["noisy", "ours"], meta, tmp_path))
+    kinds = text.split("## By noise kind (noisy items)")[1].split("\n## ")[0]
+    for k, kind in enumerate(D.NOISE_KINDS):
+        n = sum(r["noise_kind"] == kind for r in rows)
+        block = kinds.split(f"{kind} ({n} items):")[1].split(" items):")[0]
+        assert f"| ours | **{1.0 + k:.2f}** |" in block, block
+    sources = text.split("## By source of the voices (noisy items)")[1].split("\n## ")[0]
+    for source in set(D.SOURCE_CYCLE):
+        n = sum(r["source"] == source and r["snr_db"] is not None for r in rows)
+        assert f"{source} ({n} items):" in sources
