@@ -18,7 +18,8 @@ frames, per-frame SNR clipped to -10...35 dB, over the frames where the referenc
 reaches into it: 8-16 kHz from 12 kHz of bandwidth, 16-24 kHz from 18 kHz).
 
 "Overall" is the mean over the noisy items (-5...20 dB); the clean-input items (no noise
-added: the input is the reference, any change is harm) have their own rows. Writes
+added: the input is the reference, any change is harm) have their own rows. The noisy items
+are also broken down by speech style, room, noise kind and source of the voices. Writes
 ``OUT/quality.md`` and ``OUT/quality.json``; if ``OUT/quality-val.json`` exists (the older
 development set, ``--set val``), its overall rows are quoted as secondary rows.
 """
