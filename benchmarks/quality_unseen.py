@@ -136,7 +136,7 @@ def _table(rows, systems, keys) -> list[str]:
 
 
 def build_report(rows, systems, meta, out_dir: Path) -> list[str]:
-    from benchmarks.devset_unseen import CONDITIONS, condition_label
+    from benchmarks.devset_unseen import CONDITIONS, NOISE_KINDS, SOURCE_CYCLE, condition_label
 
     comp = meta["composition"]
     noisy_rows = [r for r in rows if r["snr_db"] is not None]
@@ -180,8 +180,6 @@ def build_report(rows, systems, meta, out_dir: Path) -> list[str]:
     lines += ["", "## Fullband: segmental SNR per band (noisy items)", "",
               "Items per band: " + ", ".join(f"{k} {v}" for k, v in band_items.items()) + ".", ""]
     lines += _table(noisy_rows, systems, seg_keys)
-    from benchmarks.devset_unseen import NOISE_KINDS, SOURCE_CYCLE
-
     # where a system falls behind: by kind of noise (real ambience and crowd recordings
     # against machines, music, babble) and by source of the voices
     sources = tuple(dict.fromkeys(SOURCE_CYCLE))

@@ -270,49 +270,39 @@ def _measure_file(path: str) -> tuple[float, float]:
     return len(x) / sr, measure_bandwidth(trim_silence(x), sr)
 
 
-def extra_noise_files(tree: Path) -> list[str]:
-    """The EXTRA_NOISE recordings under an unpack root (readable, long enough, not
-    excluded)."""
-    out = []
-    for globs in EXTRA_NOISE.values():
-        for pattern in globs:
-            for f in sorted(glob.glob(str(tree / pattern))):
-                if any(x in Path(f).name for x in EXTRA_NOISE_EXCLUDE):
-                    continue
-                try:
-                    seconds = sf.info(f).duration
-                except sf.LibsndfileError:  # lmms ships a malformed scratch01.ogg
-                    continue
-                if seconds >= EXTRA_NOISE_MIN_S:
-                    out.append(f)
-    return out
-
-
-def _with_extra_noise(manifest: dict, music: bool) -> dict:
-    """``manifest`` plus "extra_noises": the EXTRA_NOISE recordings as clips (speaker: the
-    folder they sit in; split by file hash), cached beside it."""
-    path = cache_dir() / f"manifest-v{MANIFEST_VERSION}{'-music' if music else ''}-xnoise.json"
+def extra_noise_clips() -> list[dict]:
+    """The EXTRA_NOISE recordings as clips (readable, long enough, not excluded; speaker:
+    the folder they sit in; split by file hash), listed once and cached as JSON in the data
+    dir, beside the manifest they extend."""
+    path = cache_dir() / f"extra-noises-v{MANIFEST_VERSION}.json"
     if path.exists():
         return json.loads(path.read_text())
     tree = fetch_packages(tuple(EXTRA_NOISE))
-    extra = []
-    for f in extra_noise_files(tree):
-        info = sf.info(f)
-        rel = os.path.relpath(f, tree)
-        extra.append(asdict(Clip(f, rel.split("/")[-2], _split_of_noise(rel), info.duration,
-                                 info.samplerate / 2)))
-    out = dict(manifest, extra_noises=extra)
+    clips = []
+    for pattern in (p for globs in EXTRA_NOISE.values() for p in globs):
+        for f in sorted(glob.glob(str(tree / pattern))):
+            if any(x in Path(f).name for x in EXTRA_NOISE_EXCLUDE):
+                continue
+            try:
+                info = sf.info(f)
+            except sf.LibsndfileError:  # lmms ships a malformed scratch01.ogg
+                continue
+            if info.duration >= EXTRA_NOISE_MIN_S:
+                rel = os.path.relpath(f, tree)
+                clips.append(asdict(Clip(f, rel.split("/")[-2], _split_of_noise(rel),
+                                         info.duration, info.samplerate / 2)))
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1))
+    tmp.write_text(json.dumps(clips, indent=1))
     tmp.replace(path)
-    return out
+    return clips
 
 
 def build_manifest(music: bool = False, workers: int = 2, extra_noise: bool = False) -> dict:
     """Fetch the packages, list and measure every clip; cached as JSON in the data dir.
     ``extra_noise``: the same manifest plus the EXTRA_NOISE recordings ("extra_noises")."""
     if extra_noise:
-        return _with_extra_noise(build_manifest(music=music, workers=workers), music)
+        return dict(build_manifest(music=music, workers=workers),
+                    extra_noises=extra_noise_clips())
     packages = BASE_PACKAGES + tuple(EXTRA_SPEECH) + ((MUSIC_PACKAGE,) if music else ())
     tree = fetch_packages(packages)
     path = cache_dir() / f"manifest-v{MANIFEST_VERSION}{'-music' if music else ''}.json"

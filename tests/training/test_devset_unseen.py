@@ -73,10 +73,11 @@ def _cached_manifest_files() -> set[str]:
     for path in sorted(S.cache_dir().glob("manifest-v*.json")):
         m = json.loads(path.read_text())
         listed = ([c["path"] for c in m["speech"]] + [c["path"] for c in m["noises"]]
-                  + [c["path"] for c in m.get("extra_noises", [])]
                   + list(m["keys"]) + list(m["music"]))
         assert listed, path
         files.update(listed)
+    for path in sorted(S.cache_dir().glob("extra-noises-v*.json")):
+        files.update(c["path"] for c in json.loads(path.read_text()))
     return files
 
 
@@ -144,7 +145,7 @@ def test_the_report_breaks_the_noisy_items_down_by_noise_kind_and_source(tmp_pat
 
     rows = []
     for i, item in enumerate(D.plan()):
-        # ours scores 1 + the item's index within its noise kind: a per-kind mean to check
+        # ours scores 1 + the index of the item's noise kind: a per-kind mean to check
         ours = 1.0 + D.NOISE_KINDS.index(item.noise_kind) if item.noise_kind else 4.5
         scores = {s: {"pesq": v, "estoi": 0.5, "ovrl": 2.0} for s, v in
                   (("noisy", 1.0), ("ours", ours))}
