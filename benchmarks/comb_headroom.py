@@ -32,7 +32,7 @@ VARIANTS = ("input", "comb off", "network", "oracle strengths", "oracle")
 
 class NetworkGains:
     """Gain source: the model's networks on the noisy features, as the denoiser runs them
-    (pre-roll and digital silence pass through, the mean of a pair, band smoothing), with the
+    (pre-roll and digital silence pass through, the mean of a pair, ``shape_band_gains``), with the
     strengths taken from an oracle on the clean reference instead when ``clean`` is given."""
 
     def __init__(self, model, clean: np.ndarray | None) -> None:
@@ -56,7 +56,7 @@ class NetworkGains:
 
     def frame(self, analysis, slot, gains, strengths) -> None:
         from percepnet.dsp.constants import LOOKAHEAD_FRAMES
-        from percepnet.dsp.denoiser import SILENCE_ENERGY, smooth_band_gains
+        from percepnet.dsp.denoiser import SILENCE_ENERGY, shape_band_gains
         from percepnet.dsp.features import frame_features
 
         newest = (slot + LOOKAHEAD_FRAMES) % analysis.energy_ring.shape[0]
@@ -80,7 +80,7 @@ class NetworkGains:
         if len(outs) == 2:
             gains[:] = 0.5 * (outs[0][0] + outs[1][0])
             strengths[:] = 0.5 * (outs[0][1] + outs[1][1])
-        smooth_band_gains(gains)
+        shape_band_gains(gains)
         if self.oracle is not None:
             strengths[:] = oracle_r
 

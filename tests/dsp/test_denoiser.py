@@ -150,11 +150,41 @@ def test_smooth_band_gains_averages_neighbours():
     assert np.allclose(smoothed, ramp)  # a straight ramp is left as it is
 
 
-def test_denoiser_synthesises_with_the_network_gains_smoothed(noisy):
-    """The gains the chain uses are the network's own output, smoothed across bands: step
-    the same int8 network by hand on the features the Denoiser computed."""
+def test_bands_from_8_to_15_khz_are_lifted_and_no_other_moves():
+    from percepnet.dsp.bands import BAND_EDGES
+    from percepnet.dsp.constants import BIN_HZ
+    from percepnet.dsp.denoiser import (HIGH_BAND_FIRST as lo, HIGH_BAND_GAIN_EXPONENT as p,
+                                        HIGH_BAND_STOP as hi, lift_high_bands,
+                                        shape_band_gains, smooth_band_gains)
+
+    centres_hz = BAND_EDGES * BIN_HZ
+    assert centres_hz[lo - 1] <= 8000.0 < centres_hz[lo] and centres_hz[hi - 1] <= 15000.0
+    assert centres_hz[hi] > 15000.0 and 0.0 < p < 1.0
+    g = np.linspace(0.0, 1.0, 34)
+    lifted = g.copy()
+    lift_high_bands(lifted)
+    np.testing.assert_array_equal(lifted[:lo], g[:lo])
+    np.testing.assert_array_equal(lifted[hi:], g[hi:])
+    np.testing.assert_allclose(lifted[lo:hi], g[lo:hi] ** p)
+    assert np.all(lifted[lo:hi] > g[lo:hi])
+    edge = np.array([0.0, 1.0] * 17)
+    lift_high_bands(edge)  # 0 and 1 stay where they are, nothing leaves [0, 1]
+    np.testing.assert_array_equal(edge, [0.0, 1.0] * 17)
+    # shaping = smoothing, then the lift
+    x = np.random.default_rng(1).random(34)
+    a, b = x.copy(), x.copy()
+    shape_band_gains(a)
+    smooth_band_gains(b)
+    lift_high_bands(b)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_denoiser_synthesises_with_the_network_gains_shaped(noisy):
+    """The gains the chain uses are the network's own output, smoothed across bands and
+    lifted above 8 kHz: step the same int8 network by hand on the features the Denoiser
+    computed."""
     from percepnet.dsp.constants import LOOKAHEAD_FRAMES
-    from percepnet.dsp.denoiser import smooth_band_gains
+    from percepnet.dsp.denoiser import shape_band_gains
     from percepnet.dsp.network import Network
 
     model = tiny_model(3)
@@ -168,20 +198,20 @@ def test_denoiser_synthesises_with_the_network_gains_smoothed(noisy):
     for i in range(LOOKAHEAD_FRAMES, len(feats)):
         net.step(feats[i], raw, strengths)
         expect = raw.copy()
-        smooth_band_gains(expect)
+        shape_band_gains(expect)
         np.testing.assert_allclose(used[i], expect, atol=1e-12)
         rough = max(rough, float(np.max(np.abs(used[i] - raw))))
-    assert rough > 1e-3  # the smoothing changed something (the check above can tell)
+    assert rough > 1e-3  # the shaping changed something (the check above can tell)
 
 
 def test_an_ensemble_denoiser_uses_the_mean_of_both_networks(noisy):
     """An ensemble model (``.members``): both networks run on the same features and the
-    chain uses the mean of their gains and strengths, then the band smoothing; checked by
+    chain uses the mean of their gains and strengths, then the band shaping; checked by
     stepping two independent copies of the int8 networks by hand."""
     from types import SimpleNamespace
 
     from percepnet.dsp.constants import LOOKAHEAD_FRAMES
-    from percepnet.dsp.denoiser import smooth_band_gains
+    from percepnet.dsp.denoiser import shape_band_gains
     from percepnet.dsp.network import Network
 
     members = (tiny_model(3), tiny_model(4))
@@ -198,7 +228,7 @@ def test_an_ensemble_denoiser_uses_the_mean_of_both_networks(noisy):
         for net, (g, r) in zip(nets, outs):
             net.step(feats[i], g, r)
         expect = 0.5 * (outs[0][0] + outs[1][0])
-        smooth_band_gains(expect)
+        shape_band_gains(expect)
         np.testing.assert_allclose(used[i], expect, atol=1e-12)
         np.testing.assert_allclose(used_r[i], 0.5 * (outs[0][1] + outs[1][1]), atol=1e-12)
         spread = max(spread, float(np.max(np.abs(outs[0][0] - outs[1][0]))))
