@@ -70,7 +70,7 @@ GAIN_BAND_SMOOTHING = 1.0 / 3.0
 #: speech is a small part of their training (most sources are band-limited, their loss
 #: masked above their bandwidth), and on clean input the shipped pair leaves a segmental SNR
 #: of only 10.5 dB at 8-16 kHz (a perfect chain: unbounded). Measured on the unseen-voices set
-#: (docs/algorithm.md, "High-band gain lift"): 8-16 kHz segmental SNR of the noisy items
+#: (docs/algorithm.md, "Band gains at run time"): 8-16 kHz segmental SNR of the noisy items
 #: 6.47 -> 7.23 dB, of the clean-input items 10.5 -> 13.5 dB; PESQ-WB and DNSMOS unchanged
 #: (they stop at 8 kHz). Lifting the bands above 15 kHz as well traded: 16-24 kHz rose on
 #: clean input but fell at -5 dB (5.8 -> 4.7 dB) and on the old acceptance set (LSD 16-20 kHz
