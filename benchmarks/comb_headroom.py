@@ -56,30 +56,23 @@ class NetworkGains:
 
     def frame(self, analysis, slot, gains, strengths) -> None:
         from percepnet.dsp.constants import LOOKAHEAD_FRAMES
-        from percepnet.dsp.denoiser import SILENCE_ENERGY, shape_band_gains
+        from percepnet.dsp.denoiser import average_members, frame_is_silent, shape_band_gains
         from percepnet.dsp.features import frame_features
 
-        newest = (slot + LOOKAHEAD_FRAMES) % analysis.energy_ring.shape[0]
-        silent = (analysis.energy_ring[slot].sum() < SILENCE_ENERGY
-                  and analysis.energy_ring[newest].sum() < SILENCE_ENERGY)
         pre_roll = self.frames < LOOKAHEAD_FRAMES
         self.frames += 1
         oracle_g, oracle_r = self.scratch[2], self.scratch[3]
         if self.oracle is not None:  # advances the clean analysis every frame
             self.oracle.frame(analysis, slot, oracle_g, oracle_r)
-        if silent or pre_roll:
+        if pre_roll or frame_is_silent(analysis, slot):
             gains[:] = 1.0
             strengths[:] = 0.0
             return
         frame_features(analysis, slot, self.features)
-        outs = []
-        for k, net in enumerate(self.networks):
-            g, r = (gains, strengths) if k == 0 else (self.scratch[0], self.scratch[1])
-            net.step(self.features, g, r)
-            outs.append((g, r))
-        if len(outs) == 2:
-            gains[:] = 0.5 * (outs[0][0] + outs[1][0])
-            strengths[:] = 0.5 * (outs[0][1] + outs[1][1])
+        self.networks[0].step(self.features, gains, strengths)
+        if len(self.networks) == 2:
+            self.networks[1].step(self.features, self.scratch[0], self.scratch[1])
+            average_members(gains, strengths, self.scratch[0], self.scratch[1])
         shape_band_gains(gains)
         if self.oracle is not None:
             strengths[:] = oracle_r

@@ -41,7 +41,7 @@ __all__ = ["Denoiser", "FrameInfo", "denoise_frame_portable", "denoise_frame_vnn
            "average_members", "ATTEN_LIMIT_DB_RANGE", "GAIN_BAND_SMOOTHING", "smooth_band_gains",
            "HIGH_BAND_GAIN_EXPONENT", "HIGH_BAND_FIRST", "HIGH_BAND_STOP", "lift_high_bands",
            "shape_band_gains",
-           "CROSSFADE_FRAMES", "SILENCE_ENERGY"]
+           "frame_is_silent", "CROSSFADE_FRAMES", "SILENCE_ENERGY"]
 
 #: Attenuation limit range, dB. 100 dB is "no limit" for any practical purpose.
 ATTEN_LIMIT_DB_RANGE = (0.0, 100.0)
@@ -137,12 +137,19 @@ def smooth_band_gains(gains):
 
 
 @njit(cache=True, nogil=True)
+def frame_is_silent(a, slot):
+    """Digital silence: both frame ``slot`` (the one being output) and the look-ahead frame
+    below ``SILENCE_ENERGY``; the network is skipped for such frames."""
+    newest = (slot + LOOKAHEAD_FRAMES) % a.energy_ring.shape[0]
+    return (a.energy_ring[slot].sum() < SILENCE_ENERGY
+            and a.energy_ring[newest].sum() < SILENCE_ENERGY)
+
+
+@njit(cache=True, nogil=True)
 def _frame_front(a, hop, feats):
     """Analysis, digital-silence check and features of one frame; returns (slot, silent)."""
     slot = analyze_hop(a, hop)
-    newest = (slot + LOOKAHEAD_FRAMES) % a.energy_ring.shape[0]
-    silent = (a.energy_ring[slot].sum() < SILENCE_ENERGY
-              and a.energy_ring[newest].sum() < SILENCE_ENERGY)
+    silent = frame_is_silent(a, slot)
     if not silent:
         frame_features(a, slot, feats)
     return slot, silent
