@@ -110,8 +110,11 @@ def _denoise_live(sinks, tmp_path, model, seconds: float, **engine_kw):
 
 @BOTH_SERVERS
 def test_engine_denoises_live_stream(sinks, tmp_path, shipped_or_tiny):
+    """20 s of noisy speech on PulseAudio (what the engine's issue asked for); 10 s on
+    PipeWire, whose longer runs are the minute-long soak's (tests/app/test_service.py)."""
     model, _ = shipped_or_tiny
-    snr_in, snr_out, diag, xruns_at_1s, _, _ = _denoise_live(sinks, tmp_path, model, 20.0)
+    seconds = 20.0 if sinks.kind == "pulseaudio" else 10.0
+    snr_in, snr_out, diag, xruns_at_1s, _, _ = _denoise_live(sinks, tmp_path, model, seconds)
     assert snr_out > snr_in + 3.0, (snr_in, snr_out)
     # xruns after the first second: none (start-up glitches are counted apart)
     assert diag.xruns - xruns_at_1s == 0, (xruns_at_1s, diag)
@@ -137,7 +140,7 @@ def test_device_at_44k1_is_converted_inside_the_engine(sinks, tmp_path, shipped_
     the runs without one)."""
     model, _ = shipped_or_tiny
     snr_in, snr_out, diag, xruns_at_1s, noisy, out = _denoise_live(
-        sinks, tmp_path, model, 10.0, device_rate_hz=44_100)
+        sinks, tmp_path, model, 6.0, device_rate_hz=44_100)
     assert diag.sample_rate == 44_100 and "device-rate=44100Hz" in diag.status_line(), diag
     d = ALGORITHMIC_DELAY_SAMPLES
     expected = Denoiser(model, **stage_defaults()).process(

@@ -125,11 +125,13 @@ def _check_denoised_and_raw(server, vmic, tmp_path, glitched_s: int):
     # the issue asks +6 dB; offline itself reaches +6.0 dB on this clip (the model's limit)
     assert snr_live >= snr_in + 5.0, report
 
-    # suppression off: the raw microphone, never digital silence
+    # suppression off: the raw microphone, never digital silence (3 s of the clip suffice)
+    short = noisy[:3 * RATE]
+    sf.write(wav, short.astype(np.float32), RATE, subtype="FLOAT")
     raw, _ = _run(server, vmic, model, wav, tmp_path, suppression=False)
-    corr_raw = segment_match(noisy, raw, seconds=0.25, skip=4)
+    corr_raw = segment_match(short, raw, seconds=0.25, skip=4)
     assert np.median(corr_raw) >= 0.9, corr_raw
-    assert np.sum(np.abs(raw) > 1e-3) > 0.5 * len(noisy)
+    assert np.sum(np.abs(raw) > 1e-3) > 0.5 * len(short)
 
 
 def test_an_input_at_44k1_reaches_the_pipe_source_at_48k(chain, tmp_path):
