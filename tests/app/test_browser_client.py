@@ -28,7 +28,7 @@ from percepnet.dsp.denoiser import Denoiser
 
 PAGE_DIR = Path(__file__).with_name("browser")
 
-RECORD_S = 11.0
+RECORD_S = 9.0  # from "/flowing": 1 s, the 6 s clip, 2 s to spare
 CLIP_S = 6.0
 
 
