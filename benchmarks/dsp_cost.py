@@ -9,6 +9,7 @@ real speech plus noise, pinned to one CPU. Reports medians and p99 in microsecon
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import time
 from pathlib import Path
@@ -44,21 +45,39 @@ def _signal(seconds: float) -> np.ndarray:
     return x + 0.02 * np.random.default_rng(0).normal(size=x.shape[0])
 
 
-def _time_frames(fn, n_frames: int, period_s: float | None = None) -> np.ndarray:
-    """Wall time (µs) of each call ``fn(i)``, i = 0 .. n_frames - 1: back to back, or with
-    ``period_s`` one call per tick of that period (sleeping in between), as an audio callback
-    calls it; between ticks the core idles and other work takes its caches, which a
-    back-to-back loop never shows."""
+def _time_frames(fn, n_frames: int) -> np.ndarray:
     t = np.empty(n_frames)
-    tick = time.perf_counter()
     for i in range(n_frames):
-        if period_s is not None:
-            tick += period_s
-            time.sleep(max(0.0, tick - time.perf_counter()))
         t0 = time.perf_counter_ns()
         fn(i)
         t[i] = time.perf_counter_ns() - t0
     return t / 1000.0
+
+
+def time_paced(calls: dict, n_frames: int, period_s: float, turn: int = 100) -> dict:
+    """Wall time (µs) of each call, paced as an audio callback is: one call per tick of
+    ``period_s``, sleeping in between (the core idles and other work takes its caches, which
+    a back-to-back loop never shows). ``calls`` maps a name to ``fn(i)``, i = 0 ..
+    n_frames - 1 in order; they take turns of ``turn`` ticks (1 s at 10 ms), so a change in
+    the machine's background load during the run falls on all of them alike and their
+    ratios hold. The garbage collector is off while timing. Returns name -> (n_frames,)."""
+    t = {name: np.empty(n_frames) for name in calls}
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        tick = time.perf_counter()
+        for start in range(0, n_frames, turn):
+            for name, fn in calls.items():
+                for i in range(start, min(start + turn, n_frames)):
+                    tick += period_s
+                    time.sleep(max(0.0, tick - time.perf_counter()))
+                    t0 = time.perf_counter_ns()
+                    fn(i)
+                    t[name][i] = time.perf_counter_ns() - t0
+    finally:
+        if gc_was:
+            gc.enable()
+    return {name: v / 1000.0 for name, v in t.items()}
 
 
 def main(argv: list[str] | None = None) -> str:

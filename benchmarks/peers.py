@@ -95,14 +95,11 @@ def _pin_one_core(core: int | None = None):
 Peer = FrameDenoiser
 
 
-def cost_per_10ms(peer: Peer, x48: np.ndarray, repeats: int = 3, core: int | None = None,
-                  paced: bool = False) -> dict:
+def cost_per_10ms(peer: Peer, x48: np.ndarray, repeats: int = 3, core: int | None = None) -> dict:
     """Wall time of `peer.process_frame` alone (resampling and framing done beforehand), pinned
     to one core, over `repeats` passes of `x48`, scaled to 10 ms of audio. The Python
     call and the float <-> library-format conversion inside process_frame are included
-    (a few µs). The garbage collector is off while timing. ``paced``: one call per frame's
-    duration of real time (sleeping in between), as a live stream calls it, instead of
-    back to back."""
+    (a few µs). The garbage collector is off while timing."""
     xr = peer.to_own_rate(x48)
     fs = peer.frame_size
     n = xr.shape[0] // fs
@@ -120,12 +117,8 @@ def cost_per_10ms(peer: Peer, x48: np.ndarray, repeats: int = 3, core: int | Non
         t = np.empty(repeats * n)
         k = 0
         clock = time.perf_counter_ns
-        period_s, tick = fs / peer.sample_rate_hz, time.perf_counter()
         for _ in range(repeats):
             for f in frames:
-                if paced:
-                    tick += period_s
-                    time.sleep(max(0.0, tick - time.perf_counter()))
                 t0 = clock()
                 peer.process_frame(f)
                 t[k] = clock() - t0

@@ -13,9 +13,10 @@ the whole-file real-time factor of ``percepnet denoise``; and cold / warm start-
 the command (fresh numba cache vs cached kernels).
 
 Then the same frames paced as a live stream calls them (one call per 10 ms of real time,
-``--paced-seconds`` of it): ``pair``'s Denoiser, the audio callback's whole per-block work
-(``EngineCore.process_block``: the Denoiser plus the window's telemetry rows and the timing
-statistics) and each peer. Between calls the core idles and other work takes its caches, so
+``--paced-seconds`` of each, taking turns of 1 s so that all see the same machine):
+``pair``'s Denoiser, the audio callback's whole per-block work (``EngineCore.process_block``:
+the Denoiser plus the window's telemetry rows and the timing statistics), a read of the
+pair's weights and each peer. Between calls the core idles and other work takes its caches, so
 a paced call costs more than a back-to-back one; the paced figure is what the status line's
 ``cpu=`` shows while the app runs.
 """
@@ -43,7 +44,7 @@ from percepnet.dsp.denoiser import Denoiser
 from percepnet.dsp.model_config import ARCHITECTURES, n_weights
 from percepnet.dsp.network import Network, random_weights, vnni_available
 
-from benchmarks.dsp_cost import _time_frames
+from benchmarks.dsp_cost import _time_frames, time_paced
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 
@@ -67,10 +68,10 @@ def _time_network(arch: dict, use_vnni: bool, n: int) -> tuple[float, float]:
     return _stats(_time_frames(lambda i: net.step(feats[i], g, r), n))
 
 
-def _memory_floor(n_bytes: int, n: int, period_s: float | None = None) -> tuple[float, float]:
-    """Time to read one byte of every 64-byte line of an n_bytes buffer (the int8 weights'
-    size), again and again: a lower bound for a network that reads every weight once per
-    frame when they do not fit in the core's own caches."""
+def _weight_reader(n_bytes: int):
+    """``fn(i)`` that reads one byte of every 64-byte line of an n_bytes buffer (the int8
+    weights' size): a lower bound for a network that reads every weight once per frame when
+    they do not fit in the core's own caches."""
     from numba import njit
 
     @njit(nogil=True)
@@ -82,7 +83,11 @@ def _memory_floor(n_bytes: int, n: int, period_s: float | None = None) -> tuple[
 
     buf = np.ones(n_bytes, np.int8)
     touch(buf)
-    return _stats(_time_frames(lambda i: touch(buf), n, period_s))
+    return lambda i: touch(buf)
+
+
+def _memory_floor(n_bytes: int, n: int) -> tuple[float, float]:
+    return _stats(_time_frames(_weight_reader(n_bytes), n))
 
 
 def _random_model(arch: dict, members: int = 1) -> SimpleNamespace:
@@ -92,26 +97,44 @@ def _random_model(arch: dict, members: int = 1) -> SimpleNamespace:
     return nets[0] if members == 1 else SimpleNamespace(members=tuple(nets))
 
 
-def _time_denoiser(model, x: np.ndarray, period_s: float | None = None,
-                   **stages) -> tuple[float, float]:
+def _time_denoiser(model, x: np.ndarray, **stages) -> tuple[float, float]:
+    return _stats(_time_frames(_denoiser_step(model, x, **stages), x.shape[0] // HOP_SIZE))
+
+
+def _denoiser_step(model, x: np.ndarray, **stages):
+    """``fn(i)``: the Denoiser on hop i of ``x`` (its kernels compiled by a first call)."""
     den = Denoiser(model, **stages)
     out = np.zeros(HOP_SIZE)
     hops = [np.ascontiguousarray(x[i * HOP_SIZE:(i + 1) * HOP_SIZE]) for i in range(x.shape[0] // HOP_SIZE)]
     den.process(hops[0], out)
-    return _stats(_time_frames(lambda i: den.process(hops[i], out), len(hops), period_s))
+    return lambda i: den.process(hops[i], out)
 
 
-def _time_engine_block(model, x: np.ndarray, period_s: float) -> tuple[float, float]:
-    """``EngineCore.process_block`` (float32 blocks of one channel, as the callback passes
-    them) with the product's defaults, paced every ``period_s``."""
+def _engine_block_step(model, x: np.ndarray):
+    """``fn(i)``: ``EngineCore.process_block`` on block i of ``x`` (float32, one channel, as
+    the callback passes them) with the product's defaults, after 100 blocks that take it
+    past the start-up crossfade."""
     core = EngineCore(model)
     blocks = [np.ascontiguousarray(x[i * BLOCK_SIZE:(i + 1) * BLOCK_SIZE, None], np.float32)
               for i in range(x.shape[0] // BLOCK_SIZE)]
     out = np.zeros((BLOCK_SIZE, 1), np.float32)
-    for b in blocks[:100]:  # past the start-up crossfade, kernels and buffers warm
+    for b in blocks[:100]:
         core.process_block(b, out)
-    return _stats(_time_frames(lambda i: core.process_block(blocks[i], out), len(blocks),
-                               period_s))
+    return lambda i: core.process_block(blocks[i], out)
+
+
+def _peer_step(peer, x48: np.ndarray):
+    """``fn(i)``: ``peer`` on its frame i of ``x48`` (a 10 ms frame at 48 kHz for every
+    peer measured here), from a fresh state after a warm-up pass over 100 frames."""
+    xr = peer.to_own_rate(x48)
+    fs = peer.frame_size
+    if fs != peer.sample_rate_hz // 100:
+        raise ValueError(f"{peer.name}: frames of {fs} samples are not 10 ms")
+    frames = [np.ascontiguousarray(xr[i * fs:(i + 1) * fs]) for i in range(xr.shape[0] // fs)]
+    for f in frames[:100]:
+        peer.process_frame(f)
+    peer.reset()
+    return lambda i: peer.process_frame(frames[i])
 
 
 def _cli_timings(arch: dict, seconds: float) -> dict:
@@ -179,18 +202,18 @@ def main(argv: list[str] | None = None) -> str:
             rows.append((f"memory floor `{name}`: read every cache line of "
                          f"{n_weights(arch) / 1e6:.2f} MB once (no arithmetic)", med, p99))
     peer_lines = []
-    # paced as a live stream calls them: ours, the callback's whole block, then the peers
-    period_s = HOP_SIZE / SAMPLE_RATE_HZ
+    # paced as a live stream calls them, taking turns: ours, the callback's whole block, the
+    # pair's weights read once, then the peers
     xp = x[:int(args.paced_seconds * SAMPLE_RATE_HZ)]
+    n_paced = xp.shape[0] // HOP_SIZE
     pair = _random_model(ARCHITECTURES["small"], 2)
-    paced = [("Denoiser `pair`, the app's default stages",
-              *_time_denoiser(pair, xp, period_s, **stage_defaults())),
-             ("`EngineCore.process_block` with `pair` (the audio callback's work)",
-              *_time_engine_block(pair, xp, period_s)),
-             (f"memory floor `pair`: read every cache line of "
-              f"{2 * n_weights(ARCHITECTURES['small']) / 1e6:.2f} MB once",
-              *_memory_floor(2 * n_weights(ARCHITECTURES["small"]), xp.shape[0] // HOP_SIZE,
-                             period_s))]
+    pair_bytes = 2 * n_weights(ARCHITECTURES["small"])
+    calls = {"Denoiser `pair`, the app's default stages":
+             _denoiser_step(pair, xp, **stage_defaults()),
+             "`EngineCore.process_block` with `pair` (the audio callback's work)":
+             _engine_block_step(pair, xp),
+             f"memory floor `pair`: read every cache line of {pair_bytes / 1e6:.2f} MB once":
+             _weight_reader(pair_bytes)}
     try:
         from benchmarks import peers
 
@@ -198,18 +221,19 @@ def main(argv: list[str] | None = None) -> str:
         for peer in available:
             c = peers.cost_per_10ms(peer, x, repeats=1)
             rows.append((f"peer: {peer.name}", c["median_us"], c["p99_us"]))
-            c = peers.cost_per_10ms(peer, xp, repeats=1, paced=True)
-            paced.append((f"peer: {peer.name}", c["median_us"], c["p99_us"]))
+            calls[f"peer: {peer.name}"] = _peer_step(peer, xp)
         peer_lines = [f"- {name}: not measured ({why})" for name, why in available.unavailable.items()]
     except ImportError as exc:
         peer_lines = [f"- peers not measured: {exc}"]
+    paced = [(name, *_stats(t)) for name, t in
+             time_paced(calls, n_paced, HOP_SIZE / SAMPLE_RATE_HZ).items()]
     lines = [f"# Runtime cost per 10 ms frame, one core ({n_frames} frames)", "",
              "| what | median µs | p99 µs | % of one core |", "|---|---|---|---|"]
     for name, med, p99 in rows:
         lines.append(f"| {name} | {med:.1f} | {p99:.1f} | {med / 100:.2f} % |")
     lines += peer_lines
-    lines += ["", f"## Paced: one frame per 10 ms of real time ({xp.shape[0] // HOP_SIZE} frames), "
-              "as a live stream calls it", "",
+    lines += ["", f"## Paced: one frame per 10 ms of real time, as a live stream calls it "
+              f"({n_paced} frames each, taking turns of 1 s)", "",
               "| what | median µs | p99 µs | % of one core |", "|---|---|---|---|"]
     for name, med, p99 in paced:
         lines.append(f"| {name} | {med:.1f} | {p99:.1f} | {med / 100:.2f} % |")
