@@ -99,6 +99,7 @@ def _record_and_check(server, pages, tmp_path):
     ours_out = [d for d in devices if d["kind"] == "audiooutput" and "PercepNet" in d["label"]]
     assert not ours_out, ours_out
     rec = np.frombuffer(raw, dtype=np.float32).astype(np.float64)
+    sf.write(tmp_path / "chromium.wav", rec.astype(np.float32), RATE, subtype="FLOAT")  # to study
     # the worklet starts a moment after the page says so: the clip must be inside anyway
     assert rec.size > (CLIP_S + 1.5) * RATE, (rec.size, devices)
     d = ALGORITHMIC_DELAY_SAMPLES
