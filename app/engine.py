@@ -56,6 +56,7 @@ class Engine(AudioThread):
     "pipe:<fifo>" (a pipe-source virtual microphone: no output stream, each block is written
     into the FIFO by :class:`mic_pipe.MicPipe`).
     ``on_status``: optional callable(Diagnostics) called by the supervisor about once a second.
+    ``spectra``: compute the spectra the window shows (see :class:`EngineCore`).
     """
 
     def __init__(self, model=None, *, input_device: str = "", output_device: str = "",
@@ -64,13 +65,13 @@ class Engine(AudioThread):
                  use_decay_cap: bool | None = None, latency_ms: float | None = None,
                  device_rate_hz: int | None = None, telemetry: Telemetry | None = None,
                  on_status: Callable[[Diagnostics], None] | None = None,
-                 prepare_in_background: bool = False) -> None:
+                 prepare_in_background: bool = False, spectra: bool = True) -> None:
         latency_ms, device_rate_hz = or_defaults(latency_ms=latency_ms,
                                                  device_rate_hz=device_rate_hz)
         self.core = EngineCore(model, atten_limit_db=atten_limit_db, suppression=suppression,
                                use_comb=use_comb, use_postfilter=use_postfilter,
                                use_decay_cap=use_decay_cap, telemetry=telemetry,
-                               prepare_in_background=prepare_in_background)
+                               prepare_in_background=prepare_in_background, spectra=spectra)
         self.input_device = input_device
         self.output_device = output_device
         self.latency_ms = latency_ms

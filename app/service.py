@@ -58,9 +58,11 @@ def _load_model_or_passthrough(name: str):
         return None
 
 
-def build_engine(settings: Settings, *, on_status=None, telemetry=None, demo_reason=None):
+def build_engine(settings: Settings, *, on_status=None, telemetry=None, demo_reason=None,
+                 spectra: bool = True):
     """An :class:`Engine` for ``settings``; picks the demo clip when there is no microphone
-    and the null output when there is no output device. Returns (engine, notes)."""
+    and the null output when there is no output device. ``spectra``: compute the spectra
+    only a window shows (the headless service passes False). Returns (engine, notes)."""
     from .devices import DEMO_DEVICE, NULL_DEVICE, has_microphone, has_output, list_devices
     from .engine import Engine
     from .settings import engine_kwargs
@@ -82,7 +84,7 @@ def build_engine(settings: Settings, *, on_status=None, telemetry=None, demo_rea
     engine = Engine(model, input_device=input_device, output_device=output_device,
                     **engine_kwargs(settings), on_status=on_status, telemetry=telemetry,
                     # first start: audio flows at once, the kernels compile meanwhile
-                    prepare_in_background=True)
+                    prepare_in_background=True, spectra=spectra)
     return engine, notes
 
 
@@ -158,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
             last[0] = now
             print(diag.status_line(), flush=True)
 
-    engine, notes = build_engine(settings, on_status=on_status)
+    engine, notes = build_engine(settings, on_status=on_status, spectra=False)  # no window
     if settings.monitor and vmic is not None:
         engine.monitor_device = speakers
         engine.monitor = True

@@ -15,8 +15,8 @@ the command (fresh numba cache vs cached kernels).
 Then the same frames paced as a live stream calls them (one call per 10 ms of real time,
 ``--paced-seconds`` of each, taking turns of 1 s so that all see the same machine):
 ``pair``'s Denoiser, the audio callback's whole per-block work (``EngineCore.process_block``:
-the Denoiser plus the window's telemetry rows and the timing statistics), a read of the
-pair's weights and each peer. Between calls the core idles and other work takes its caches, so
+the Denoiser plus the window's telemetry rows and the timing statistics; with and without the
+spectra only a window shows), a read of the pair's weights and each peer. Between calls the core idles and other work takes its caches, so
 a paced call costs more than a back-to-back one; the paced figure is what the status line's
 ``cpu=`` shows while the app runs.
 """
@@ -110,11 +110,11 @@ def _denoiser_step(model, x: np.ndarray, **stages):
     return lambda i: den.process(hops[i], out)
 
 
-def _engine_block_step(model, x: np.ndarray):
+def _engine_block_step(model, x: np.ndarray, spectra: bool = True):
     """``fn(i)``: ``EngineCore.process_block`` on block i of ``x`` (float32, one channel, as
     the callback passes them) with the product's defaults, after 100 blocks that take it
-    past the start-up crossfade."""
-    core = EngineCore(model)
+    past the start-up crossfade; ``spectra`` False as the headless service runs it."""
+    core = EngineCore(model, spectra=spectra)
     blocks = [np.ascontiguousarray(x[i * BLOCK_SIZE:(i + 1) * BLOCK_SIZE, None], np.float32)
               for i in range(x.shape[0] // BLOCK_SIZE)]
     out = np.zeros((BLOCK_SIZE, 1), np.float32)
@@ -212,6 +212,8 @@ def main(argv: list[str] | None = None) -> str:
              _denoiser_step(pair, xp, **stage_defaults()),
              "`EngineCore.process_block` with `pair` (the audio callback's work)":
              _engine_block_step(pair, xp),
+             "the same without the window's spectra (the headless service)":
+             _engine_block_step(pair, xp, spectra=False),
              f"memory floor `pair`: read every cache line of {pair_bytes / 1e6:.2f} MB once":
              _weight_reader(pair_bytes)}
     try:

@@ -49,6 +49,46 @@ def test_core_matches_denoiser_and_fills_telemetry():
     assert spec.std() > 1.0
 
 
+def test_without_spectra_the_output_and_other_rows_are_the_same():
+    """The headless service has no window: it turns the spectra off. The output and every
+    other telemetry row stay what they are with them on."""
+    model = tiny_model()
+    speech = load_fixture("speech_fr.ogg")[:48000].astype(np.float32)
+    cores = {on: EngineCore(model, spectra=on) for on in (True, False)}
+    outs = {on: [] for on in cores}
+    for b in _blocks(speech, [480, 441, 1024]):
+        for on, core in cores.items():
+            o = np.zeros((len(b), 1), dtype=np.float32)
+            core.process_block(b[:, None], o)
+            outs[on].append(o[:, 0])
+    np.testing.assert_array_equal(np.concatenate(outs[True]), np.concatenate(outs[False]))
+    frames = len(speech) // 480
+    on, off = cores[True].telemetry, cores[False].telemetry
+    assert on.spec_in.written[0] == on.spec_out.written[0] == frames
+    assert off.spec_in.written[0] == off.spec_out.written[0] == 0
+    timing = Telemetry.field("processing_us")  # the one column that is a clock reading
+    for name in ("gains", "strengths", "bands_in", "bands_out", "scalars"):
+        a, b = getattr(on, name), getattr(off, name)
+        assert a.written[0] == b.written[0] == frames, name
+        keep = [c for c in range(a.width) if name != "scalars" or c != timing]
+        np.testing.assert_array_equal(a.data[:, keep], b.data[:, keep], err_msg=name)
+
+
+def test_the_service_builds_its_engine_without_spectra_and_the_window_with_them():
+    import inspect
+
+    from percepnet.app import service
+    from percepnet.app.settings import Settings
+
+    # `percepnet run` (the headless service) has no window to show spectra
+    assert "spectra=False" in inspect.getsource(service.run)
+    settings = Settings({"input_device": DEMO_DEVICE, "output_device": NULL_DEVICE})
+    engine, _ = service.build_engine(settings)
+    assert engine.core.spectra  # the window's engine (ui.app) keeps the default
+    engine, _ = service.build_engine(settings, spectra=False)
+    assert not engine.core.spectra
+
+
 def test_stage_switches_start_at_the_registry_defaults_and_flip_live():
     """Every stage parameter (comb filter, postfilter, decay cap) reaches the denoiser, and
     flipping one changes what comes out from the next block on."""
