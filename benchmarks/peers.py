@@ -95,24 +95,33 @@ def _pin_one_core(core: int | None = None):
 Peer = FrameDenoiser
 
 
-def cost_per_10ms(peer: Peer, x48: np.ndarray, repeats: int = 3, core: int | None = None) -> dict:
-    """Wall time of `peer.process_frame` alone (resampling and framing done beforehand), pinned
-    to one core, over `repeats` passes of `x48`, scaled to 10 ms of audio. The Python
-    call and the float <-> library-format conversion inside process_frame are included
-    (a few µs). The garbage collector is off while timing."""
+def warm_frames(peer: Peer, x48: np.ndarray) -> list[np.ndarray]:
+    """``x48`` at the peer's rate, cut into its frames; the peer has run the first 100 of
+    them (caches and any lazy initialisation warm) and is reset to a fresh state."""
     xr = peer.to_own_rate(x48)
     fs = peer.frame_size
     n = xr.shape[0] // fs
     if n == 0:
         raise ValueError("signal shorter than one frame")
     frames = [np.ascontiguousarray(xr[i * fs:(i + 1) * fs]) for i in range(n)]
+    peer.reset()
+    for f in frames[:100]:
+        peer.process_frame(f)
+    peer.reset()
+    return frames
+
+
+def cost_per_10ms(peer: Peer, x48: np.ndarray, repeats: int = 3, core: int | None = None) -> dict:
+    """Wall time of `peer.process_frame` alone (resampling and framing done beforehand), pinned
+    to one core, over `repeats` passes of `x48`, scaled to 10 ms of audio. The Python
+    call and the float <-> library-format conversion inside process_frame are included
+    (a few µs). The garbage collector is off while timing."""
+    fs = peer.frame_size
     old, cpu = _pin_one_core(core)
     gc_was = gc.isenabled()
     try:
-        peer.reset()
-        for f in frames[: min(n, 100)]:  # warm up caches and any lazy initialisation
-            peer.process_frame(f)
-        peer.reset()
+        frames = warm_frames(peer, x48)
+        n = len(frames)
         gc.disable()
         t = np.empty(repeats * n)
         k = 0

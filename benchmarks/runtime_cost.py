@@ -15,10 +15,11 @@ the command (fresh numba cache vs cached kernels).
 Then the same frames paced as a live stream calls them (one call per 10 ms of real time,
 ``--paced-seconds`` of each, taking turns of 1 s so that all see the same machine):
 ``pair``'s Denoiser, the audio callback's whole per-block work (``EngineCore.process_block``:
-the Denoiser plus the window's telemetry rows and the timing statistics; with and without the
-spectra only a window shows), a read of the pair's weights and each peer. Between calls the core idles and other work takes its caches, so
-a paced call costs more than a back-to-back one; the paced figure is what the status line's
-``cpu=`` shows while the app runs.
+the Denoiser plus the window's telemetry rows and the timing statistics; with and without
+the spectra only a window shows), a read of the pair's weights and each peer. Between calls
+the core idles and other work takes its caches, so a paced call costs more than a
+back-to-back one; the paced figure is what the status line's ``cpu=`` shows while the app
+runs.
 """
 from __future__ import annotations
 
@@ -124,16 +125,13 @@ def _engine_block_step(model, x: np.ndarray, spectra: bool = True):
 
 
 def _peer_step(peer, x48: np.ndarray):
-    """``fn(i)``: ``peer`` on its frame i of ``x48`` (a 10 ms frame at 48 kHz for every
-    peer measured here), from a fresh state after a warm-up pass over 100 frames."""
-    xr = peer.to_own_rate(x48)
-    fs = peer.frame_size
-    if fs != peer.sample_rate_hz // 100:
-        raise ValueError(f"{peer.name}: frames of {fs} samples are not 10 ms")
-    frames = [np.ascontiguousarray(xr[i * fs:(i + 1) * fs]) for i in range(xr.shape[0] // fs)]
-    for f in frames[:100]:
-        peer.process_frame(f)
-    peer.reset()
+    """``fn(i)``: ``peer`` on its frame i of ``x48`` (a 10 ms frame for every peer measured
+    here), from a fresh state after a warm-up (``peers.warm_frames``)."""
+    from benchmarks.peers import warm_frames
+
+    if peer.frame_size != peer.sample_rate_hz // 100:
+        raise ValueError(f"{peer.name}: frames of {peer.frame_size} samples are not 10 ms")
+    frames = warm_frames(peer, x48)
     return lambda i: peer.process_frame(frames[i])
 
 
